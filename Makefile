@@ -1,0 +1,50 @@
+# Kepu's front door. Every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: help deps broker run up down test lint bench faults deploy-check clean
+
+help:
+	@echo "make run | up | down | test | lint | bench | faults | deploy-check"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+deps: $(STAMP)
+
+broker: deps
+	@$(PY) -m deploy.broker ensure
+
+run: deps broker
+	$(PY) -m deploy.stack run
+
+up: deps broker
+	$(PY) -m deploy.stack up
+
+down: deps
+	$(PY) -m deploy.stack down
+
+test: deps broker deploy-check
+	$(PY) -m pytest
+
+deploy-check: deps
+	$(PY) -m deploy.check
+
+bench: deps broker
+	$(PY) -m bench.run
+
+faults: deps broker
+	$(PY) -m pytest -m faults tests/test_faults.py
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+clean: down
+	rm -rf var/mongo var/log

@@ -1,0 +1,308 @@
+"""`make bench`: the holiday burst, measured honestly, beside a bare RPC baseline.
+
+Brings up a private stack (its own RabbitMQ vhost, its own nx-27017, a loopback SMTP
+sink), then:
+1. baseline: `echo.echo` RPC calls per second at the burst's concurrency, through the
+   same broker and the same RPC client the gateway uses;
+2. burst: 50 sessions, 1,000 schools each with a class roster, and two claims per school
+   through the HTTP gateway from `bench.load` at 32 keep-alive connections;
+3. checks: seats oversold (venues' holds against capacity and against booking's confirmed
+   claims), claims lost (a request without a final answer, or an answer that differs from
+   what is stored), and the time from each claim's confirmation to each guardian's e-mail
+   arriving at the SMTP sink.
+Prints a table and writes var/bench/latest.json. Figures are whole-run medians/percentiles
+of one run: compare runs on the same machine, mind the noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import requests
+
+from deploy import broker as broker_admin
+from deploy.stack import ROOT, Stack, free_port, stack_env
+from services.kit import auth, clock
+from services.kit.rpc_client import RpcClient
+from tests.sinks import Sinks
+
+OUT = ROOT / "var" / "bench"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def iso(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="kepu-bench-"))
+        self.vhost = f"kepu-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.secret = "bench-" + uuid.uuid4().hex
+        self.report: dict[str, Any] = {"cores": os.cpu_count()}
+
+    # -- the stack --------------------------------------------------------------------------
+    def start(self, sinks: Sinks) -> Stack:
+        broker_admin.create_vhost(self.vhost)
+        base = {**os.environ, **sinks.env(), "KEPU_JWT_SECRET": self.secret,
+                "AMQP_URL": broker_admin.vhost_url(os.environ.get("AMQP_URL",
+                                                                  broker_admin.DEFAULT),
+                                                   self.vhost),
+                "KEPU_LOG_LEVEL": "WARNING"}
+        base.pop("MONGO_URL", None)
+        env = stack_env(base, var=self.tmp / "var", gateway_port=free_port())
+        env["KEPU_MONGO_PORT"] = str(free_port())
+        env["MONGO_URL"] = f"mongodb://127.0.0.1:{env['KEPU_MONGO_PORT']}"
+        self.stack = Stack(env, self.tmp / "logs")
+        self.stack.start_all()
+        self.stack.start("bench.echo:EchoService")
+        self.stack.wait_healthy(timeout=120)
+        self.url = env["KEPU_URL"]
+        return self.stack
+
+    def stop(self) -> None:
+        stack = getattr(self, "stack", None)
+        if stack is not None:
+            stack.close()
+        broker_admin.delete_vhost(self.vhost)
+
+    def token(self, role: str, org: str | None = None) -> str:
+        return auth.mint(self.secret, role, org, f"bench-{role}-{org or 'x'}")
+
+    # -- 1. baseline --------------------------------------------------------------------------
+    def baseline(self) -> float:
+        client = RpcClient(self.stack.env["AMQP_URL"], timeout=30)
+        calls = self.args.echo_calls
+        payload = {"session_id": "ses_x", "groups": [{"label": "五年级(1)班", "grade": 5,
+                                                      "students": 30, "teachers": 2}]}
+        with ThreadPoolExecutor(self.args.concurrency) as pool:
+            list(pool.map(lambda _: client.call("echo", "echo", payload), range(200)))
+            started = time.perf_counter()
+            list(pool.map(lambda _: client.call("echo", "echo", payload), range(calls)))
+            elapsed = time.perf_counter() - started
+        client.close()
+        return calls / elapsed
+
+    # -- 2. the burst ---------------------------------------------------------------------------
+    def setup(self) -> dict[str, Any]:
+        admin = requests.Session()
+        admin.headers["Authorization"] = f"Bearer {self.token('admin')}"
+        venue = admin.post(f"{self.url}/v1/venues", json={
+            "name": "上海科技馆 bench", "kind": "science_museum", "district": "浦东新区",
+            "location": {"lat": 31.2196, "lon": 121.5447}, "address": "世纪大道2000号"}).json()
+        staff = requests.Session()
+        staff.headers["Authorization"] = f"Bearer {self.token('venue', venue['venue_id'])}"
+        sessions = []
+        for n in range(self.args.sessions):
+            start = timedelta(days=10 + n % 20, hours=n % 5)
+            response = staff.post(f"{self.url}/v1/venues/{venue['venue_id']}/sessions", json={
+                "title": f"寒假科学课 #{n}", "category": "science", "audience": "students",
+                "grades": [1, 9], "starts_at": iso(start),
+                "ends_at": iso(start + timedelta(hours=2)), "capacity": self.args.capacity,
+                "price_fen": 0, "claim_policy": "first_come"})
+            response.raise_for_status()
+            sessions.append(response.json())
+
+        def make_school(i: int) -> dict[str, Any]:
+            http = requests.Session()
+            http.headers["Authorization"] = admin.headers["Authorization"]
+            school = http.post(f"{self.url}/v1/schools", json={
+                "name": f"第{i}小学", "district": "浦东新区",
+                "location": {"lat": 31.0 + i / 10000, "lon": 121.5}, "rural": i % 7 == 0,
+                "under_resourced": i % 11 == 0, "students": 900}).json()
+            token = self.token("school", school["school_id"])
+            roster = {"pupils": [{"name": f"学生{i}-{p}", "guardians": [{
+                "name": f"家长{i}-{p}", "email": f"g{p}.s{i}@bench.kepu.test",
+                "language": "zh-CN", "channel": "email"}]}
+                for p in range(self.args.guardians)]}
+            put = requests.put(f"{self.url}/v1/schools/{school['school_id']}/rosters/"
+                               f"{requests.utils.quote('五年级(1)班')}", json=roster,
+                               headers={"Authorization": f"Bearer {token}"})
+            put.raise_for_status()
+            return {"school_id": school["school_id"], "token": token, "index": i}
+
+        with ThreadPoolExecutor(16) as pool:
+            schools = list(pool.map(make_school, range(self.args.schools)))
+        return {"venue": venue, "sessions": sessions, "schools": schools}
+
+    def burst(self, data: dict[str, Any]) -> dict[str, Any]:
+        rng = random.Random(20261123)
+        requests_: list[dict[str, Any]] = []
+        for school in data["schools"]:
+            for session in rng.sample(data["sessions"], self.args.claims_per_school):
+                requests_.append({"method": "POST", "path": "/v1/claims", "headers": {
+                    "Authorization": f"Bearer {school['token']}",
+                    "Idempotency-Key": uuid.uuid4().hex},
+                    "body": {"session_id": session["session_id"], "groups": [{
+                        "label": "五年级(1)班", "grade": 5, "students": rng.randint(25, 40),
+                        "teachers": 2}], "waitlist": rng.random() < 0.7},
+                    "school": school["index"], "session": session["session_id"]})
+        rng.shuffle(requests_)
+        req_file, res_file = self.tmp / "requests.json", self.tmp / "results.json"
+        req_file.write_text(json.dumps(requests_))
+        load = subprocess.run([sys.executable, "-m", "bench.load", str(req_file), str(res_file),
+                               "--url", self.url, "--concurrency", str(self.args.concurrency)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if load.returncode != 0:
+            raise RuntimeError(load.stderr)
+        outcome = json.loads(res_file.read_text())
+        outcome["requests"] = requests_
+        return outcome
+
+    # -- 3. checks ----------------------------------------------------------------------------
+    def check(self, data: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+        client = RpcClient(self.stack.env["AMQP_URL"], timeout=30)
+        mongo = pymongo.MongoClient(self.stack.env["MONGO_URL"], tz_aware=True)
+        oversold = 0
+        mismatched_seats = 0
+        claims = mongo.kepu_booking.claims
+        for session in data["sessions"]:
+            seats = client.call("venues", "seats", session["session_id"])
+            held = sum(seats["holds"].values())
+            oversold += max(0, held - seats["capacity"])
+            confirmed = {c["_id"]: c["seats"] for c in claims.find(
+                {"session_id": session["session_id"], "status": "confirmed"})}
+            mismatched_seats += int(confirmed != seats["holds"])
+        lost = 0
+        statuses: dict[str, int] = {}
+        for result in outcome["results"]:
+            body = result["body"] if isinstance(result["body"], dict) else {}
+            status = body.get("status")
+            statuses[status or f"http {result['status']}"] = statuses.get(
+                status or f"http {result['status']}", 0) + 1
+            if result["status"] != 201 or status not in ("confirmed", "waitlisted", "rejected"):
+                lost += 1
+                continue
+            stored = claims.find_one({"_id": body["claim_id"]}, {"status": 1})
+            if stored is None or stored["status"] != status:
+                lost += 1
+        client.close()
+        mongo.close()
+        return {"oversold": oversold, "lost": lost, "sessions_inconsistent": mismatched_seats,
+                "statuses": statuses}
+
+    def notify_latency(self, data: dict[str, Any], outcome: dict[str, Any],
+                       sinks: Sinks) -> dict[str, Any]:
+        confirmed_at: dict[tuple[int, str], float] = {}
+        titles = {s["session_id"]: s["title"] for s in data["sessions"]}
+        for req, result in zip(outcome["requests"], outcome["results"], strict=True):
+            body = result["body"] if isinstance(result["body"], dict) else {}
+            if body.get("status") == "confirmed":
+                at = next(h["at"] for h in body["history"] if h["status"] == "confirmed")
+                confirmed_at[(req["school"], titles[req["session"]])] = \
+                    clock.parse(at).timestamp()
+        expected = len(confirmed_at) * self.args.guardians
+        deadline = time.monotonic() + self.args.notify_timeout
+        while time.monotonic() < deadline and len(sinks.smtp.mails) < expected:
+            time.sleep(0.2)
+        latencies = []
+        with sinks.smtp.lock:
+            mails = list(sinks.smtp.mails)
+        for mail in mails:
+            rcpt = mail.rcpt_tos[0]
+            school = int(rcpt.split(".s", 1)[1].split("@", 1)[0])
+            text = mail.text
+            for title in titles.values():
+                if title in text and (school, title) in confirmed_at:
+                    latencies.append((mail.at - confirmed_at[(school, title)]) * 1000)
+                    break
+        span = (max(m.at for m in mails) - min(m.at for m in mails)) if len(mails) > 1 else 0
+        return {"expected": expected, "received": len(mails), "matched": len(latencies),
+                "notify_p50_ms": pct(latencies, 50), "notify_p99_ms": pct(latencies, 99),
+                "notifications_per_s": len(mails) / span if span else float("nan")}
+
+    def run(self) -> dict[str, Any]:
+        with Sinks.running() as sinks:
+            try:
+                self.start(sinks)
+                echo = self.baseline()
+                data = self.setup()
+                outcome = self.burst(data)
+                ok = [r for r in outcome["results"] if r["status"] == 201]
+                lat = [r["ms"] for r in outcome["results"]]
+                claims_per_s = len(outcome["results"]) / outcome["wall_s"]
+                checks = self.check(data, outcome)
+                notify = self.notify_latency(data, outcome, sinks)
+            finally:
+                self.stop()
+        report = {
+            **self.report, "rpc_echo_per_s": round(echo, 1),
+            "claims": len(outcome["results"]), "claims_ok": len(ok),
+            "claims_per_s": round(claims_per_s, 1),
+            "claim_p50_ms": round(pct(lat, 50), 1), "claim_p95_ms": round(pct(lat, 95), 1),
+            "claim_p99_ms": round(pct(lat, 99), 1),
+            "claims_to_echo_ratio": round(claims_per_s / echo, 3),
+            "load_generator_cpu_s": round(outcome["cpu_s"], 2),
+            "load_generator_wall_s": round(outcome["wall_s"], 2),
+            "concurrency": self.args.concurrency, "oversold": checks["oversold"],
+            "lost": checks["lost"], "sessions_inconsistent": checks["sessions_inconsistent"],
+            "statuses": checks["statuses"],
+            **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in notify.items()},
+            "measured_at": clock.stamp(),
+        }
+        return report
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [("cores", report["cores"]), ("RPC echo, calls/s", report["rpc_echo_per_s"]),
+            ("claims sent / answered 201", f"{report['claims']} / {report['claims_ok']}"),
+            ("claims/s", report["claims_per_s"]),
+            ("claims/s ÷ echo calls/s", report["claims_to_echo_ratio"]),
+            ("claim latency p50 / p95 / p99 ms",
+             f"{report['claim_p50_ms']} / {report['claim_p95_ms']} / {report['claim_p99_ms']}"),
+            ("load generator CPU s / wall s",
+             f"{report['load_generator_cpu_s']} / {report['load_generator_wall_s']}"),
+            ("seats oversold", report["oversold"]), ("claims lost", report["lost"]),
+            ("sessions where booking ≠ venues", report["sessions_inconsistent"]),
+            ("claim statuses", report["statuses"]),
+            ("e-mails expected / received", f"{report['expected']} / {report['received']}"),
+            ("confirm → e-mail p50 / p99 ms",
+             f"{report['notify_p50_ms']} / {report['notify_p99_ms']}"),
+            ("notifications/s", report["notifications_per_s"])]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--schools", type=int, default=1000)
+    parser.add_argument("--claims-per-school", type=int, default=2)
+    parser.add_argument("--capacity", type=int, default=600)
+    parser.add_argument("--guardians", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--echo-calls", type=int, default=3000)
+    parser.add_argument("--notify-timeout", type=float, default=120)
+    args = parser.parse_args()
+    report = Bench(args).run()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    print(table(report))
+    print(f"\nwritten to {OUT / 'latest.json'}")
+    return 0 if report["oversold"] == 0 and report["lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())

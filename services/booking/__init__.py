@@ -1,0 +1,1 @@
+"""Booking: schools, claims, batch claims, allocation, waitlists, attendance, tutor visits."""

@@ -1,0 +1,330 @@
+"""Booking: schools, claims, batches, attendance and tutor visits (events and RPC payloads)."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from services.contracts.common import (
+    DISTRICT,
+    NAME,
+    EventData,
+    Instant,
+    Location,
+    LocationData,
+    Strict,
+)
+from services.contracts.registry import event
+
+
+class SchoolRegistration(Strict):
+    """What an admin sends to register a school."""
+
+    name = fields.String(required=True, validate=NAME)
+    district = fields.String(required=True, validate=DISTRICT)
+    location = fields.Nested(Location, required=True)
+    rural = fields.Boolean(load_default=False)
+    under_resourced = fields.Boolean(load_default=False)
+    students = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
+
+
+class School(Strict):
+    school_id = fields.String(required=True)
+    name = fields.String(required=True)
+    district = fields.String(required=True)
+    location = fields.Nested(Location, required=True)
+    rural = fields.Boolean(required=True)
+    under_resourced = fields.Boolean(required=True)
+    students = fields.Integer(required=True)
+    created_at = Instant(required=True)
+
+
+@event("booking.school_registered", 1)
+class SchoolRegistered(EventData):
+    """A school joined the platform."""
+
+    school_id = fields.String(required=True)
+    name = fields.String(required=True)
+    district = fields.String(required=True)
+    location = fields.Nested(LocationData, required=True)
+    rural = fields.Boolean(required=True)
+    under_resourced = fields.Boolean(required=True)
+    students = fields.Integer(required=True)
+
+
+# -- claims ------------------------------------------------------------------------------
+CLAIM_STATUSES = ("pending", "confirmed", "waitlisted", "rejected", "cancelled")
+
+
+class GroupData(EventData):
+    """One class on a trip: `label` matches the class roster (e.g. 五年级(2)班)."""
+
+    label = fields.String(required=True)
+    grade = fields.Integer(required=True)
+    students = fields.Integer(required=True)
+    teachers = fields.Integer(required=True)
+
+
+class TripData(EventData):
+    """What parents are told about a trip, carried on the claim events."""
+
+    session_id = fields.String(required=True)
+    title = fields.String(required=True)
+    venue_id = fields.String(required=True)
+    venue_name = fields.String(required=True)
+    venue_address = fields.String(required=True)
+    starts_at = Instant(required=True)
+    ends_at = Instant(required=True)
+    timezone = fields.String(required=True)
+    what_to_bring = fields.String(allow_none=True)
+    price_fen = fields.Integer(required=True)
+
+
+@event("booking.claim_confirmed", 1)
+class ClaimConfirmed(EventData):
+    """Seats are held for a school's classes; parents of those classes are told."""
+
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    school_name = fields.String(required=True)
+    session_id = fields.String(required=True)
+    groups = fields.List(fields.Nested(GroupData), required=True)
+    seats = fields.Integer(required=True)
+    trip = fields.Nested(TripData, required=True)
+
+
+@event("booking.claim_waitlisted", 1)
+class ClaimWaitlisted(EventData):
+    """No seats now; the claim waits in line and is confirmed if seats come back."""
+
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    position = fields.Integer(allow_none=True)
+
+
+@event("booking.claim_cancelled", 1)
+class ClaimCancelled(EventData):
+    """A claim ended: by its school, because the venue cancelled, or by the system."""
+
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    previous_status = fields.String(required=True)
+    cancelled_by = fields.String(required=True, validate=validate.OneOf(
+        ("school", "venue", "system")))
+    reason = fields.String(required=True)
+    groups = fields.List(fields.Nested(GroupData), required=True)
+    trip = fields.Nested(TripData, required=True)
+
+
+@event("booking.allocation_completed", 1)
+class AllocationCompleted(EventData):
+    """A window session's claims were allocated once, reproducibly from `seed`."""
+
+    session_id = fields.String(required=True)
+    seed = fields.String(required=True)
+    confirmed = fields.List(fields.String(), required=True)
+    waitlisted = fields.List(fields.String(), required=True)
+
+
+@event("booking.visit_attended", 1)
+class VisitAttended(EventData):
+    """The venue recorded who came, per claim."""
+
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    venue_id = fields.String(required=True)
+    district = fields.String(required=True)
+    term = fields.String(required=True)
+    students_booked = fields.Integer(required=True)
+    students_attended = fields.Integer(required=True)
+    teachers_attended = fields.Integer(required=True)
+    no_show = fields.Boolean(required=True)
+
+
+# -- tutor visits (请进来) --------------------------------------------------------------------
+class TutorVisitData(EventData):
+    visit_id = fields.String(required=True)
+    tutor_id = fields.String(required=True)
+    tutor_name = fields.String(required=True)
+    tutor_level = fields.String(required=True)
+    venue_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    district = fields.String(required=True)
+    date = fields.Date(required=True)  # the visit day, Asia/Shanghai
+    term = fields.String(required=True)
+    hours = fields.Float(required=True)
+    students = fields.Integer(required=True)
+    subject = fields.String(allow_none=True)
+
+
+@event("booking.tutor_visit_booked", 1)
+class TutorVisitBooked(TutorVisitData):
+    """A school booked a tutor into the school."""
+
+
+@event("booking.tutor_visit_delivered", 1)
+class TutorVisitDelivered(TutorVisitData):
+    """The tutor's venue says the visit took place."""
+
+
+@event("booking.tutor_visit_confirmed", 1)
+class TutorVisitConfirmed(TutorVisitData):
+    """The school confirmed the delivered visit: the subsidy is now due (funding accrues it)."""
+
+
+@event("booking.tutor_visit_cancelled", 1)
+class TutorVisitCancelled(TutorVisitData):
+    """A visit was cancelled; if it had been confirmed, its subsidy accrual is reversed."""
+
+    previous_status = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+# -- requests and views (RPC payloads, and the HTTP API's bodies) ------------------------
+class Group(Strict):
+    """One class: a class is never split across sessions or claims."""
+
+    label = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
+    students = fields.Integer(required=True, validate=validate.Range(min=1, max=200))
+    teachers = fields.Integer(required=True, validate=validate.Range(min=0, max=20))
+
+
+def _unique_labels(groups: list[dict]) -> None:
+    labels = [g["label"] for g in groups]
+    if len(set(labels)) != len(labels):
+        raise ValidationError("each class label may appear once")
+
+
+class ClaimRequest(Strict):
+    session_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    groups = fields.List(fields.Nested(Group), required=True,
+                         validate=[validate.Length(min=1, max=30), _unique_labels])
+    waitlist = fields.Boolean(load_default=True)  # false: rejected rather than waitlisted
+
+
+class BatchRequest(Strict):
+    groups = fields.List(fields.Nested(Group), required=True,
+                         validate=[validate.Length(min=1, max=60), _unique_labels])
+    session_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                              required=True, validate=validate.Length(min=1, max=20))
+    mode = fields.String(required=True, validate=validate.OneOf(("all_or_nothing",
+                                                                 "best_effort")))
+    waitlist = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _distinct_sessions(self, data: dict, **kwargs: object) -> None:
+        ids = data.get("session_ids") or []
+        if len(set(ids)) != len(ids):
+            raise ValidationError("each session may appear once", "session_ids")
+
+
+class HistoryEntry(Strict):
+    at = Instant(required=True)
+    status = fields.String(required=True)
+    actor = fields.String(required=True)
+    reason = fields.String(allow_none=True)
+
+
+class ClaimView(Strict):
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    venue_id = fields.String(required=True)
+    groups = fields.List(fields.Nested(Group), required=True)
+    seats = fields.Integer(required=True)
+    status = fields.String(required=True)
+    reason = fields.String(allow_none=True)
+    waitlist_position = fields.Integer(allow_none=True)
+    batch_id = fields.String(allow_none=True)
+    split_from = fields.String(allow_none=True)
+    trip = fields.Dict(required=True)
+    attendance = fields.Dict(allow_none=True)
+    created_at = Instant(required=True)
+    updated_at = Instant(required=True)
+    history = fields.List(fields.Nested(HistoryEntry))
+
+
+class Assignment(Strict):
+    label = fields.String(required=True)
+    session_id = fields.String(allow_none=True)
+    claim_id = fields.String(allow_none=True)
+    status = fields.String(required=True)  # confirmed, waitlisted, unplaced, released
+    reason = fields.String(allow_none=True)
+
+
+class BatchView(Strict):
+    batch_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    mode = fields.String(required=True)
+    status = fields.String(required=True)  # placing, completed, failed
+    reason = fields.String(allow_none=True)
+    assignments = fields.List(fields.Nested(Assignment), required=True)
+    created_at = Instant(required=True)
+
+
+class CancelRequest(Strict):
+    reason = fields.String(load_default="cancelled by the school",
+                           validate=validate.Length(min=1, max=500))
+
+
+class AttendanceRecord(Strict):
+    claim_id = fields.String(required=True)
+    students = fields.Integer(required=True, validate=validate.Range(min=0, max=2000))
+    teachers = fields.Integer(load_default=0, validate=validate.Range(min=0, max=200))
+
+
+class AttendanceRequest(Strict):
+    records = fields.List(fields.Nested(AttendanceRecord), required=True,
+                          validate=validate.Length(min=1, max=500))
+
+
+class ClaimQuery(Strict):
+    status = fields.String(validate=validate.OneOf(CLAIM_STATUSES))
+    session_id = fields.String()
+    school_id = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String()
+
+
+class TutorVisitRequest(Strict):
+    tutor_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    date = fields.Date(required=True)
+    hours = fields.Float(required=True, validate=validate.Range(min=0.5, max=8))
+    students = fields.Integer(required=True, validate=validate.Range(min=1, max=2000))
+    subject = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=100))
+
+
+class TutorVisitView(Strict):
+    visit_id = fields.String(required=True)
+    tutor_id = fields.String(required=True)
+    tutor_name = fields.String(required=True)
+    tutor_level = fields.String(required=True)
+    venue_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    date = fields.Date(required=True)
+    term = fields.String(required=True)
+    hours = fields.Float(required=True)
+    students = fields.Integer(required=True)
+    subject = fields.String(allow_none=True)
+    status = fields.String(required=True)  # booked, delivered, confirmed, cancelled
+    created_at = Instant(required=True)
+    updated_at = Instant(required=True)
+    history = fields.List(fields.Nested(HistoryEntry))
+
+
+class TutorVisitQuery(Strict):
+    status = fields.String(validate=validate.OneOf(("booked", "delivered", "confirmed",
+                                                    "cancelled")))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String()
+
+
+class AllocationExplanation(Strict):
+    session_id = fields.String(required=True)
+    seed = fields.String(required=True)
+    reproduced = fields.Boolean(required=True)
+    order = fields.List(fields.Dict(), required=True)

@@ -1,0 +1,279 @@
+"""Notifications: rosters, consent and delivery (events and RPC payloads).
+
+A roster is one class of one school: its pupils and their guardians' contacts. The same
+`GuardianInput` checks a JSON roster and each row of a CSV one, so both name the same
+fields the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import (
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
+
+from services.contracts.common import Instant, Strict
+
+CHANNELS = ("email", "sms", "wechat")
+LANGUAGES = ("zh-CN", "en")
+NOTICE_KINDS = ("confirmed", "cancelled", "rescheduled", "reminder")
+MESSAGE_STATUSES = ("queued", "sent", "failed", "suppressed", "deferred")
+ANSWERS = ("yes", "no")
+CONTACT_OF = {"email": "email", "sms": "phone", "wechat": "wechat_openid"}
+
+MAX_PUPILS = 200
+MAX_GUARDIANS = 4
+
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SEPARATORS = re.compile(r"[\s\-()（）]")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+
+
+def normalize_mobile(raw: str) -> str | None:
+    """A mainland mobile number as 11 digits, or None if it is not one.
+
+    Accepts what people type: spaces, dashes, brackets and a +86 / 0086 / 86 prefix.
+    """
+    digits = _SEPARATORS.sub("", raw)
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == 11 + len(prefix):
+            digits = digits[len(prefix):]
+            break
+    return digits if _MOBILE.match(digits) else None
+
+
+class MainlandMobile(fields.String):
+    """A mainland China mobile number (11 digits, 1[3-9]…), stored normalised."""
+
+    default_error_messages = {
+        "invalid_mobile": "not a mainland mobile number (11 digits starting with 13-19)",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        number = normalize_mobile(text)
+        if number is None:
+            raise self.make_error("invalid_mobile")
+        return number
+
+
+def _blank_to_none(data: Any, names: tuple[str, ...]) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name in names:
+        value = out.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+            out[name] = value or None
+    return out
+
+
+class GuardianInput(Strict):
+    """One guardian of a pupil: who, how to reach them, in which language, on which channel.
+
+    `channel` defaults to the first of sms, email, wechat the guardian has a contact for;
+    `opt_out` lists channels the guardian refuses (a message then goes on the next one).
+    """
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    relation = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Length(max=20))
+    phone = MainlandMobile(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    wechat_openid = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        _OPENID, error="not a WeChat openid (6-64 letters, digits, _ or -)"))
+    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGUAGES))
+    channel = fields.String(load_default=None, allow_none=True,
+                            validate=validate.OneOf(CHANNELS))
+    opt_out = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list)
+
+    @pre_load
+    def _blanks(self, data: Any, **kwargs: Any) -> Any:
+        data = _blank_to_none(data, ("relation", "phone", "email", "wechat_openid", "channel"))
+        if isinstance(data, dict) and data.get("language") in ("", None):
+            data.pop("language", None)
+        return data
+
+    @validates_schema
+    def _reachable(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not any(data.get(CONTACT_OF[c]) for c in CHANNELS):
+            raise ValidationError("a guardian needs a phone, an email or a wechat_openid",
+                                  field_name="phone")
+        channel = data.get("channel")
+        if channel and not data.get(CONTACT_OF[channel]):
+            raise ValidationError(f"channel {channel} needs a {CONTACT_OF[channel]}",
+                                  field_name="channel")
+
+
+class PupilInput(Strict):
+    """A pupil; `ref` (e.g. the student number 学号) tells apart two pupils of one name."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    guardians = fields.List(fields.Nested(GuardianInput), required=True,
+                            validate=validate.Length(min=1, max=MAX_GUARDIANS))
+
+    @pre_load
+    def _blanks(self, data: Any, **kwargs: Any) -> Any:
+        return _blank_to_none(data, ("ref",))
+
+
+class RosterUpload(Strict):
+    """A whole class roster as JSON; it replaces the class's previous roster."""
+
+    pupils = fields.List(fields.Nested(PupilInput), required=True,
+                         validate=validate.Length(min=1, max=MAX_PUPILS))
+
+    @validates_schema(skip_on_field_errors=False)
+    def _distinct(self, data: dict[str, Any], **kwargs: Any) -> None:
+        seen: dict[tuple[str, str | None], int] = {}
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, pupil in enumerate(data.get("pupils") or []):
+            if not isinstance(pupil, dict) or not pupil.get("name"):
+                continue
+            key = (pupil["name"], pupil.get("ref"))
+            if key in seen:
+                errors[index] = {"name": [f"the same pupil as pupils.{seen[key]}; give each a "
+                                          f"distinct ref (student number)"]}
+            seen.setdefault(key, index)
+        if errors:
+            raise ValidationError(errors, field_name="pupils")
+
+
+# -- answers -----------------------------------------------------------------------------
+class GuardianView(Strict):
+    """A guardian as listings show them: every contact masked."""
+
+    guardian_id = fields.String(required=True)
+    name = fields.String(required=True)
+    relation = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    wechat_openid = fields.String(allow_none=True)
+    language = fields.String(required=True)
+    channel = fields.String(required=True)
+    opt_out = fields.List(fields.String(), required=True)
+
+
+class PupilView(Strict):
+    pupil_id = fields.String(required=True)
+    name = fields.String(required=True)
+    ref = fields.String(allow_none=True)
+    guardians = fields.List(fields.Nested(GuardianView), required=True)
+
+
+class Roster(Strict):
+    school_id = fields.String(required=True)
+    label = fields.String(required=True)
+    pupils = fields.List(fields.Nested(PupilView), required=True)
+    pupil_count = fields.Integer(required=True)
+    guardian_count = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    updated_at = Instant(required=True)
+    notices_queued = fields.Integer()  # on upload: trip notices for guardians new to a trip
+
+
+class RosterSummary(Strict):
+    label = fields.String(required=True)
+    pupil_count = fields.Integer(required=True)
+    guardian_count = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    updated_at = Instant(required=True)
+
+
+class NotificationsQuery(Strict):
+    claim_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class Message(Strict):
+    """One message of the delivery log; `recipient` is always masked."""
+
+    message_id = fields.String(required=True)
+    claim_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
+    template = fields.String(required=True)
+    label = fields.String(required=True)
+    pupil_id = fields.String(required=True)
+    guardian_id = fields.String(required=True)
+    channel = fields.String(allow_none=True)
+    recipient = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(MESSAGE_STATUSES))
+    attempts = fields.Integer(required=True)
+    provider_id = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    due_at = Instant(allow_none=True)
+    created_at = Instant(required=True)
+    sent_at = Instant(allow_none=True)
+
+
+class ConsentAnswer(Strict):
+    """What a guardian sends from the consent link."""
+
+    answer = fields.String(required=True, validate=validate.OneOf(ANSWERS))
+    guardian_name = fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(max=50))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+
+
+class TripView(Strict):
+    title = fields.String(required=True)
+    venue_name = fields.String(required=True)
+    venue_address = fields.String(required=True)
+    starts_at = Instant(required=True)
+    ends_at = Instant(required=True)
+    timezone = fields.String(required=True)
+    local_time = fields.String(required=True)
+    what_to_bring = fields.String(allow_none=True)
+    price_fen = fields.Integer(required=True)
+
+
+class ConsentPage(Strict):
+    """What the consent link shows: the trip, the pupil (name masked) and the answer so far."""
+
+    claim_id = fields.String(required=True)
+    claim_status = fields.String(required=True)
+    school_name = fields.String(required=True)
+    label = fields.String(required=True)
+    pupil = fields.String(required=True)
+    trip = fields.Nested(TripView, required=True)
+    answer = fields.String(allow_none=True)
+    answered_at = Instant(allow_none=True)
+    expires_at = Instant(required=True)
+    recorded = fields.Boolean()
+
+
+class ConsentItem(Strict):
+    pupil_id = fields.String(required=True)
+    pupil = fields.String(required=True)
+    label = fields.String(required=True)
+    answer = fields.String(allow_none=True)
+    answered_at = Instant(allow_none=True)
+    answered_by = fields.String(allow_none=True)
+    changes = fields.Integer(required=True)
+    guardians = fields.List(fields.Dict(), required=True)  # {name, relation, channel, contact}
+
+
+class ConsentSummary(Strict):
+    pupils = fields.Integer(required=True)
+    yes = fields.Integer(required=True)
+    no = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+
+
+class ClaimConsents(Strict):
+    claim_id = fields.String(required=True)
+    claim_status = fields.String(required=True)
+    summary = fields.Nested(ConsentSummary, required=True)
+    items = fields.List(fields.Nested(ConsentItem), required=True)
+    labels_without_roster = fields.List(fields.String(), required=True)

@@ -1,0 +1,1 @@
+"""The public HTTP API: auth, validation, OpenAPI, problem+json errors, idempotency."""

@@ -1,0 +1,204 @@
+"""The WSGI application: routing, auth, body limits, validation, idempotency, problems."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from services.gateway import health
+from services.gateway.idempotency import IdempotencyKeys, Stored, fingerprint
+from services.gateway.openapi import build_spec
+from services.gateway.problems import (
+    PROBLEM_JSON,
+    Problem,
+    forbidden,
+    problem_response,
+    unauthorized,
+)
+from services.gateway.routes import all_routes
+from services.gateway.routing import Call, Route
+from services.kit import auth
+from services.kit.boundary import load
+from services.kit.config import Settings
+from services.kit.errors import DomainError
+from services.kit.logs import correlation_id, new_correlation_id
+from services.kit.mongo import connect
+from services.kit.rpc_client import RpcClient
+
+log = logging.getLogger("kepu.gateway")
+
+DEFAULT_MAX_BODY = 1 << 20
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class Gateway:
+    def __init__(self, settings: Settings, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.settings = settings
+        self.max_body = max_body
+        self.rpc = RpcClient(settings.amqp_url, timeout=settings.rpc_timeout_s)
+        self.mongo = connect(settings, "gateway")
+        self.keys = IdempotencyKeys(self.mongo[settings.database("gateway")].idempotency)
+        self._indexed = threading.Event()
+        self.routes = all_routes()
+        self.url_map = Map([Rule(r.path, endpoint=r, methods=[r.method]) for r in self.routes])
+        self._spec: dict[str, Any] | None = None
+
+    # -- WSGI -----------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        rid = request.headers.get("X-Request-Id", "")
+        rid = rid if _REQUEST_ID.match(rid) else new_correlation_id()
+        token = correlation_id.set(rid)
+        try:
+            response = self.dispatch(request)
+        except DomainError as exc:
+            response = problem_response(exc, rid)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = problem_response(
+                Problem(500, "Internal error", "the request failed; it was logged",
+                        kind="internal"), rid)
+        finally:
+            correlation_id.reset(token)
+        response.headers["X-Request-Id"] = rid
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        if request.path == "/healthz":
+            status, body = health.check(self)
+            return self.json(body, status)
+        if request.path == "/v1/openapi.json":
+            if self._spec is None:
+                self._spec = build_spec(self.routes)
+            return self.json(self._spec)
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            route, path_args = adapter.match()
+        except MethodNotAllowed as exc:
+            raise Problem(405, "Method not allowed", f"{request.method} is not allowed here",
+                          headers={"Allow": ", ".join(exc.valid_methods or [])}) from None
+        except NotFound:
+            raise Problem(404, "Not found", f"no such resource: {request.path}",
+                          kind="not-found") from None
+        except HTTPException as exc:  # e.g. redirects for trailing slashes
+            raise Problem(exc.code or 400, exc.name, exc.description or "") from None
+        return self.handle(route, path_args, request)
+
+    # -- one API call ---------------------------------------------------------------------
+    def authenticate(self, route: Route, request: Request) -> auth.Principal | None:
+        if route.roles is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("a bearer token is required")
+        try:
+            principal = auth.verify(self.settings.jwt_secret, token.strip())
+        except auth.InvalidToken as exc:
+            raise unauthorized(f"invalid token: {exc}") from None
+        if principal.role not in route.roles:
+            raise forbidden(f"role {principal.role!r} may not {route.method} {route.path}")
+        return principal
+
+    def read_body(self, route: Route, request: Request) -> Any:
+        limit = route.max_body or self.max_body
+        length = request.content_length
+        if length is not None and length > limit:
+            raise Problem(413, "Payload too large", f"the body is over {limit} bytes",
+                          kind="payload-too-large")
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise Problem(413, "Payload too large", f"the body is over {limit} bytes",
+                          kind="payload-too-large")
+        return raw
+
+    def parse_body(self, route: Route, request: Request, raw: bytes) -> Any:
+        mimetype = request.mimetype or "application/json"
+        if route.body is None and "application/json" in route.content_types and not raw:
+            return None
+        if mimetype not in route.content_types:
+            raise Problem(415, "Unsupported media type",
+                          f"send one of: {', '.join(route.content_types)}",
+                          kind="unsupported-media-type")
+        if mimetype != "application/json":
+            try:
+                return {"content_type": mimetype, "text": raw.decode("utf-8-sig")}
+            except UnicodeDecodeError:
+                raise Problem(400, "Malformed body", "the body is not UTF-8",
+                              kind="malformed-body") from None
+        try:
+            data = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}",
+                          kind="malformed-json") from None
+        if route.body is None:
+            return data
+        if data is None:
+            raise Problem(400, "Missing body", "this request needs a JSON body",
+                          kind="malformed-json")
+        load(route.body, data)  # refuse bad input here; the service loads it again
+        return data
+
+    def handle(self, route: Route, path_args: dict[str, str], request: Request) -> Response:
+        principal = self.authenticate(route, request)
+        raw = self.read_body(route, request) if request.method in ("POST", "PUT", "PATCH") else b""
+        body = self.parse_body(route, request, raw) if raw or route.body else None
+        query = load(route.query, request.args.to_dict()) if route.query else {}
+        call = Call(principal, self.rpc, request, path_args, query, body)
+
+        key = request.headers.get("Idempotency-Key")
+        if not (route.creates and key is not None and principal is not None):
+            return self.run(route, call)
+        scope = f"{principal.sub}|{principal.org or ''}"
+        if not self._indexed.is_set():
+            self.keys.ensure_indexes()
+            self._indexed.set()
+        stored = self.keys.begin(scope, key.strip(), fingerprint(request.method, request.path, raw))
+        if stored is not None:
+            response = self.json(stored.body, stored.status, stored.headers)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            response = self.run(route, call)
+        except DomainError as exc:
+            if exc.status >= 500:
+                self.keys.forget(scope, key.strip())
+            else:
+                self.keys.complete(scope, key.strip(), Stored(exc.status, exc.problem(),
+                                                              {"Content-Type": PROBLEM_JSON}))
+            raise
+        except BaseException:
+            self.keys.forget(scope, key.strip())
+            raise
+        self.keys.complete(scope, key.strip(), Stored(response.status_code, response.json,
+                                                      dict(call.headers)))
+        return response
+
+    def run(self, route: Route, call: Call) -> Response:
+        result = route.handler(call)
+        if isinstance(result, Response):
+            return result
+        status = route.status
+        if isinstance(result, tuple):
+            result, status = result
+        return self.json(result, status, call.headers)
+
+    @staticmethod
+    def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        response = Response(json.dumps(body, ensure_ascii=False), status=status,
+                            content_type="application/json")
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
+    return Gateway(settings or Settings.from_env())

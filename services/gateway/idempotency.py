@@ -1,0 +1,102 @@
+"""`Idempotency-Key` for POSTs that create: a repeat gets the first answer.
+
+Per caller (token subject and org) and key, kept 48 hours. The same key with another body
+is refused (422); a repeat while the first is still running gets 409; a server error is
+not remembered, so the client may try again with the same key. A record left `running`
+by a crashed gateway is taken over once its lease has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from services.gateway.problems import Problem
+from services.kit import clock
+
+KEEP_S = 48 * 3600
+LEASE_S = 90
+MAX_KEY = 200
+
+
+@dataclass
+class Stored:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, ensure_ascii=False).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+class IdempotencyKeys:
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._swept = 0.0
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index("expires_at")
+
+    def begin(self, scope: str, key: str, print_: str) -> Stored | None:
+        """None: this request runs. A Stored: answer with it. Raises the 409/422 problems."""
+        if not key or len(key) > MAX_KEY:
+            raise Problem(400, "Bad Idempotency-Key", f"1 to {MAX_KEY} characters",
+                          {"Idempotency-Key": [f"must be 1 to {MAX_KEY} characters"]},
+                          kind="idempotency-key")
+        self.sweep()
+        now = clock.stamp()
+        doc_id = f"{scope}|{key}"
+        try:
+            self.collection.insert_one({"_id": doc_id, "fingerprint": print_, "state": "running",
+                                        "lease_until": clock.later(LEASE_S),
+                                        "expires_at": clock.later(KEEP_S)})
+            return None
+        except DuplicateKeyError:
+            pass
+        doc = self.collection.find_one({"_id": doc_id})
+        if doc is None or doc["expires_at"] < now:
+            self.collection.delete_one({"_id": doc_id, "expires_at": {"$lt": now}})
+            return self.begin(scope, key, print_)
+        if doc["fingerprint"] != print_:
+            raise Problem(422, "Idempotency-Key reused",
+                          "this Idempotency-Key was used with a different request",
+                          {"Idempotency-Key": ["already used with a different request body"]},
+                          kind="idempotency-key-reused")
+        if doc["state"] == "done":
+            return Stored(doc["status"], doc["body"], doc.get("headers") or {})
+        if doc["lease_until"] < now:
+            taken = self.collection.find_one_and_update(
+                {"_id": doc_id, "state": "running", "lease_until": doc["lease_until"]},
+                {"$set": {"lease_until": clock.later(LEASE_S)}})
+            if taken is not None:
+                return None
+        raise Problem(409, "Request in progress",
+                      "a request with this Idempotency-Key is still being processed",
+                      kind="idempotency-in-flight", headers={"Retry-After": "1"})
+
+    def complete(self, scope: str, key: str, stored: Stored) -> None:
+        self.collection.update_one(
+            {"_id": f"{scope}|{key}"},
+            {"$set": {"state": "done", "status": stored.status, "body": stored.body,
+                      "headers": stored.headers}, "$unset": {"lease_until": ""}})
+
+    def forget(self, scope: str, key: str) -> None:
+        self.collection.delete_one({"_id": f"{scope}|{key}", "state": "running"})
+
+    def sweep(self) -> None:
+        """Delete expired keys, at most once a minute per process."""
+        if time.monotonic() - self._swept < 60:
+            return
+        self._swept = time.monotonic()
+        self.collection.delete_many({"expires_at": {"$lt": clock.stamp()}})

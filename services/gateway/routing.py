@@ -1,0 +1,70 @@
+"""How an HTTP route is declared: path, roles, schemas, and the handler that calls RPC.
+
+    @route("POST", "/v1/venues", roles=("admin",), body=VenueRegistration,
+           response=Venue, status=201, creates=True)
+    def register_venue(call: Call) -> dict: return call.rpc.venues.register_venue(call.body)
+
+Schemas declared here drive validation and the OpenAPI document alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema
+from werkzeug.wrappers import Request
+
+from services.kit.auth import Principal
+from services.kit.rpc_client import RpcClient
+
+
+@dataclass
+class Call:
+    """Everything a handler may use: who asks, what they sent, and the RPC client."""
+
+    principal: Principal | None
+    rpc: RpcClient
+    request: Request
+    path: dict[str, str]
+    query: dict[str, Any]
+    body: Any  # the JSON body, checked against the route's schema, as sent
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+
+    @property
+    def actor(self) -> dict[str, Any] | None:
+        """The principal as services receive it, to check ownership themselves."""
+        return self.principal.as_dict() if self.principal else None
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[Call], Any]
+    roles: tuple[str, ...] | None  # None: public (no token)
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    response: type[Schema] | None = None
+    many: bool = False
+    status: int = 200
+    creates: bool = False
+    summary: str = ""
+    tag: str = ""
+    content_types: tuple[str, ...] = ("application/json",)
+    max_body: int | None = None
+    raw_response: bool = False
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, path: str, *, roles: tuple[str, ...] | None, tag: str,
+          **options: Any) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+    def register(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        summary = options.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
+        ROUTES.append(Route(method, path, handler, roles, summary=summary, tag=tag, **options))
+        return handler
+
+    return register

@@ -1,0 +1,45 @@
+"""Loading payloads at a boundary: marshmallow errors become a named ValidationFailed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from services.kit.errors import ValidationFailed
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested marshmallow messages → {"groups.0.students": ["..."]}: one key per field."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "_schema"
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                out.setdefault(name, []).extend(value)
+            else:
+                for k, v in _flatten(value, name).items():
+                    out.setdefault(k, []).extend(v)
+    elif isinstance(messages, list):
+        out.setdefault(prefix or "_schema", []).extend(str(m) for m in messages)
+    else:
+        out.setdefault(prefix or "_schema", []).append(str(messages))
+    return out
+
+
+def load(schema: Schema | type[Schema], data: Any, **kwargs: Any) -> Any:
+    """Validate and deserialise `data`, or raise ValidationFailed naming each bad field."""
+    instance = schema() if isinstance(schema, type) else schema
+    try:
+        return instance.load(data, **kwargs)
+    except ValidationError as exc:
+        errors = _flatten(exc.messages)
+        fields = ", ".join(sorted(errors))
+        raise ValidationFailed(f"invalid fields: {fields}", errors) from None
+
+
+def dump(schema: Schema | type[Schema], obj: Any, **kwargs: Any) -> Any:
+    instance = schema() if isinstance(schema, type) else schema
+    return instance.dump(obj, **kwargs)

@@ -1,0 +1,84 @@
+"""Settings read from the environment, with defaults that suit one developer machine.
+
+Every process (service, relay, gateway, CLI) reads the same variables, so a stack is
+configured in one place: `AMQP_URL`, `MONGO_URL`, `KEPU_JWT_SECRET` and friends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = Path(os.environ.get("KEPU_VAR_DIR", ROOT / "var"))
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _ints(raw: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in raw.split(",") if part.strip())
+
+
+def _jwt_secret() -> str:
+    """The signing secret: from the environment, else one generated once per checkout."""
+    secret = os.environ.get("KEPU_JWT_SECRET")
+    if secret:
+        return secret
+    path = VAR / "jwt.secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = DEFAULT_AMQP_URL
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    db_prefix: str = "kepu"
+    jwt_secret: str = field(default="", repr=False)
+    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    rpc_timeout_s: float = 30.0
+    max_workers: int = 10
+    log_level: str = "INFO"
+    quorum_queues: bool = False
+    write_concern_majority: bool = False
+
+    @property
+    def max_attempts(self) -> int:
+        """A handler runs once, then once more after each retry delay."""
+        return len(self.retry_delays_ms) + 1
+
+    def database(self, service: str) -> str:
+        return f"{self.db_prefix}_{service}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            amqp_url=env.get("AMQP_URL", DEFAULT_AMQP_URL),
+            mongo_url=env.get("MONGO_URL", "mongodb://127.0.0.1:27017"),
+            db_prefix=env.get("KEPU_DB_PREFIX", "kepu"),
+            jwt_secret=env.get("KEPU_JWT_SECRET") or _jwt_secret(),
+            retry_delays_ms=_ints(env.get("KEPU_RETRY_DELAYS_MS", "1000,5000,30000,120000")),
+            rpc_timeout_s=float(env.get("KEPU_RPC_TIMEOUT_S", "30")),
+            max_workers=int(env.get("KEPU_MAX_WORKERS", "10")),
+            log_level=env.get("KEPU_LOG_LEVEL", "INFO"),
+            quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
+            write_concern_majority=env.get("KEPU_WRITE_CONCERN", "") == "majority",
+        )
+
+    def nameko_config(self) -> dict:
+        return {
+            "AMQP_URI": self.amqp_url,
+            "max_workers": self.max_workers,
+            "serializer": "json",
+            "HEARTBEAT": 30,
+        }

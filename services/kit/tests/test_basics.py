@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from marshmallow import fields
+
+from services.contracts.common import Strict
+from services.kit import auth, clock
+from services.kit.boundary import load
+from services.kit.errors import ValidationFailed
+from services.kit.logs import mask_text
+
+
+def test_stamps_sort_as_times_compare():
+    a = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    b = a + timedelta(microseconds=1)
+    assert clock.stamp(a) == "2026-01-02T03:04:05.000000Z" and clock.stamp(a) < clock.stamp(b)
+    shanghai = a.astimezone(timezone(timedelta(hours=8)))
+    assert clock.stamp(shanghai) == clock.stamp(a) and clock.parse(clock.stamp(a)) == a
+    with pytest.raises(ValueError):
+        clock.stamp(datetime(2026, 1, 1))
+
+
+def test_tokens_round_trip_and_refuse_forgery():
+    token = auth.mint("s" * 32, "school", "sch_1", "teacher-1")
+    assert auth.verify("s" * 32, token) == auth.Principal("teacher-1", "school", "sch_1")
+    with pytest.raises(auth.InvalidToken):
+        auth.verify("t" * 32, token)
+    with pytest.raises(auth.InvalidToken):
+        auth.verify("s" * 32, auth.mint("s" * 32, "admin", ttl=timedelta(seconds=-5)))
+    with pytest.raises(ValueError):
+        auth.mint("s" * 32, "school")  # a school token names its school
+
+
+class Inner(Strict):
+    n = fields.Integer(required=True)
+
+
+class Outer(Strict):
+    name = fields.String(required=True)
+    items = fields.List(fields.Nested(Inner), required=True)
+
+
+def test_validation_errors_name_nested_fields():
+    with pytest.raises(ValidationFailed) as caught:
+        load(Outer, {"items": [{"n": 1}, {"n": "x"}], "extra": 1})
+    assert set(caught.value.errors) == {"name", "items.1.n", "extra"}
+
+
+def test_contacts_are_masked_in_log_lines():
+    assert mask_text("家长 13812345678, li.lei@example.com") == \
+        "家长 138****5678, l***@example.com"

@@ -1,0 +1,212 @@
+"""Consent: a signed, expiring link per pupil and claim, and the answers given through it.
+
+The link carries a JWT (HS256) with its own audience and purpose, signed with a key derived
+from KEPU_JWT_SECRET, so neither kind of token passes for the other: a login token is not
+a consent link, and a consent link cannot call the API. It expires when the trip starts.
+
+Answers are append-only: each one is a new record numbered per pupil (`seq`), the latest
+is the answer; repeating the current answer records nothing. A unique `_id` of
+(claim, pupil, seq) makes two simultaneous answers impossible to interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from services.kit import clock
+from services.kit.errors import Conflict, Forbidden, NotFound
+from services.notifications.access import require_school
+from services.notifications.guardians import choose_channel
+from services.notifications.masking import mask_contact, mask_name
+from services.notifications.repository import NotificationsRepository
+from services.notifications.templates import local_time
+
+AUDIENCE = "kepu:consent"
+PURPOSE = "consent"
+ISSUER = "kepu"
+
+
+def _key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"kepu consent links", hashlib.sha256).digest()
+
+
+def sign(secret: str, claim_id: str, pupil_id: str, expires_at: str) -> str:
+    """The token of the link for `pupil_id` on `claim_id`, valid until `expires_at`."""
+    expiry = clock.parse(expires_at)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "purpose": PURPOSE, "claim_id": claim_id,
+              "pupil_id": pupil_id, "exp": int(expiry.timestamp())}
+    return jwt.encode(claims, _key(secret), algorithm="HS256")
+
+
+def link(public_url: str, token: str) -> str:
+    return f"{public_url}/v1/consents/{token}"
+
+
+def verify(secret: str, token: str, now: datetime | None = None) -> dict[str, Any]:
+    """The (claim_id, pupil_id, exp) a link grants, or Forbidden naming why not.
+
+    Expiry is checked against `services.kit.clock`, so tests can move time.
+    """
+    try:
+        claims = jwt.decode(token, _key(secret), algorithms=["HS256"], audience=AUDIENCE,
+                            issuer=ISSUER, options={"verify_exp": False,
+                                                    "require": ["exp", "aud", "iss"]})
+    except jwt.PyJWTError:
+        raise Forbidden("this consent link is not valid (it was changed or is not a Kepu "
+                        "link)", {"token": ["invalid signature or format"]},
+                        code="consent-link-invalid") from None
+    if claims.get("purpose") != PURPOSE or not claims.get("claim_id") \
+            or not claims.get("pupil_id"):
+        raise Forbidden("this is not a consent link", {"token": ["not a consent link"]},
+                        code="consent-link-invalid")
+    moment = now or clock.now()
+    if moment.timestamp() >= int(claims["exp"]):
+        raise Forbidden("this consent link has expired", {"token": ["expired"]},
+                        code="consent-link-expired")
+    expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
+    return {"claim_id": claims["claim_id"], "pupil_id": claims["pupil_id"],
+            "expires_at": clock.stamp(expires)}
+
+
+def record_id(claim_id: str, pupil_id: str, seq: int) -> str:
+    return f"{claim_id}|{pupil_id}|{seq:04d}"
+
+
+def current(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest answer per pupil, with how many times it changed."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: (r["pupil_id"], r["seq"])):
+        latest[record["pupil_id"]] = {**record, "changes": record["seq"] - 1}
+    return latest
+
+
+def summary(pupil_ids: list[str], answers: dict[str, dict[str, Any]]) -> dict[str, int]:
+    yes = sum(1 for p in pupil_ids if answers.get(p, {}).get("answer") == "yes")
+    no = sum(1 for p in pupil_ids if answers.get(p, {}).get("answer") == "no")
+    return {"pupils": len(pupil_ids), "yes": yes, "no": no, "pending": len(pupil_ids) - yes - no}
+
+
+# -- reading and answering -----------------------------------------------------------------
+def _pupils(repo: NotificationsRepository, claim: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pupils of a claim's classes (by id), each with its class label."""
+    found: dict[str, dict[str, Any]] = {}
+    for roster in repo.rosters_of(claim["school_id"], claim["labels"]):
+        for pupil in roster["pupils"]:
+            found[pupil["pupil_id"]] = {**pupil, "label": roster["label"]}
+    return found
+
+
+def trip_view(trip: dict[str, Any], language: str) -> dict[str, Any]:
+    return {
+        "title": trip["title"], "venue_name": trip["venue_name"],
+        "venue_address": trip["venue_address"], "starts_at": trip["starts_at"],
+        "ends_at": trip["ends_at"], "timezone": trip["timezone"],
+        "local_time": local_time(trip["starts_at"], trip["ends_at"], trip.get("timezone"),
+                                 language),
+        "what_to_bring": trip.get("what_to_bring"), "price_fen": trip.get("price_fen") or 0,
+    }
+
+
+def _granted_claim(repo: NotificationsRepository, secret: str,
+                   token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    grant = verify(secret, token)
+    claim = repo.claim(grant["claim_id"])
+    if claim is None:
+        raise NotFound("no trip for this consent link", code="claim-not-found")
+    return grant, claim
+
+
+def page(repo: NotificationsRepository, secret: str, token: str,
+         language: str = "zh-CN") -> dict[str, Any]:
+    """What a guardian sees on opening the link."""
+    grant, claim = _granted_claim(repo, secret, token)
+    return _page(repo, grant, claim, language)
+
+
+def _page(repo: NotificationsRepository, grant: dict[str, Any], claim: dict[str, Any],
+          language: str, recorded: bool | None = None) -> dict[str, Any]:
+    pupil = _pupils(repo, claim).get(grant["pupil_id"])
+    latest = current(repo.consent_records(claim["_id"], grant["pupil_id"])).get(
+        grant["pupil_id"])
+    view = {
+        "claim_id": claim["_id"], "claim_status": claim["status"],
+        "school_name": claim.get("school_name") or "",
+        "label": pupil["label"] if pupil else (latest or {}).get("label", ""),
+        "pupil": mask_name(pupil["name"]) if pupil else "—",
+        "trip": trip_view(claim["trip"], language),
+        "answer": latest["answer"] if latest else None,
+        "answered_at": latest["answered_at"] if latest else None,
+        "expires_at": grant["expires_at"],
+    }
+    if recorded is not None:
+        view["recorded"] = recorded
+    return view
+
+
+def answer(repo: NotificationsRepository, secret: str, token: str,
+           payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Record a yes or no; (page, recorded). Repeating the current answer records nothing."""
+    grant, claim = _granted_claim(repo, secret, token)
+    if claim["status"] != "confirmed":
+        raise Conflict("this trip was cancelled; there is nothing to consent to",
+                       code="claim-cancelled")
+    now = clock.stamp()
+    if claim["trip"]["starts_at"] <= now:
+        raise Conflict("this trip has already started", code="trip-started")
+    pupil_id = grant["pupil_id"]
+    latest = current(repo.consent_records(claim["_id"], pupil_id)).get(pupil_id)
+    if latest is not None and latest["answer"] == payload["answer"]:
+        return _page(repo, grant, claim, "zh-CN", recorded=False), False
+    pupil = _pupils(repo, claim).get(pupil_id)
+    seq = (latest["seq"] if latest else 0) + 1
+    record = {"_id": record_id(claim["_id"], pupil_id, seq), "claim_id": claim["_id"],
+              "pupil_id": pupil_id, "school_id": claim["school_id"],
+              "label": pupil["label"] if pupil else "", "seq": seq,
+              "answer": payload["answer"], "answered_at": now,
+              "guardian_name": payload.get("guardian_name"), "note": payload.get("note")}
+    if not repo.add_consent(record):
+        raise Conflict("another answer was recorded at the same moment; reload and retry",
+                       code="consent-race")
+    return _page(repo, grant, claim, "zh-CN", recorded=True), True
+
+
+def claim_consents(repo: NotificationsRepository, actor: dict[str, Any] | None,
+                   claim_id: str) -> dict[str, Any]:
+    """The school's view: a summary and one line per pupil, guardians' contacts masked."""
+    claim = repo.claim(claim_id)
+    if claim is None:
+        raise NotFound("no confirmed claim with this id is known to notifications",
+                       code="claim-not-found")
+    require_school(actor, claim["school_id"], "consents")
+    pupils = _pupils(repo, claim)
+    answers = current(repo.consent_records(claim_id))
+    items = []
+    for pid, pupil in pupils.items():
+        latest = answers.get(pid)
+        items.append({
+            "pupil_id": pid, "pupil": pupil["name"], "label": pupil["label"],
+            "answer": latest["answer"] if latest else None,
+            "answered_at": latest["answered_at"] if latest else None,
+            "answered_by": latest.get("guardian_name") if latest else None,
+            "changes": latest["changes"] if latest else 0,
+            "guardians": [{"name": g["name"], "relation": g.get("relation"),
+                           "channel": choose_channel(g)[0],
+                           "contact": mask_contact(*choose_channel(g))}
+                          for g in pupil["guardians"]],
+        })
+    for pid, latest in answers.items():  # answered, then removed from the roster
+        if pid not in pupils:
+            items.append({"pupil_id": pid, "pupil": "—", "label": latest.get("label", ""),
+                          "answer": latest["answer"], "answered_at": latest["answered_at"],
+                          "answered_by": latest.get("guardian_name"),
+                          "changes": latest["changes"], "guardians": []})
+    present = {p["label"] for p in pupils.values()}
+    return {"claim_id": claim_id, "claim_status": claim["status"],
+            "summary": summary(list(pupils), answers), "items": items,
+            "labels_without_roster": [label for label in claim["labels"]
+                                      if label not in present]}

@@ -1,0 +1,60 @@
+"""Contacts and names as listings show them: enough to recognise, too little to use.
+
+13812345678 → 138****5678, li.ming@example.com → l***@example.com, an openid keeps its
+first and last three characters, 王小明 → 王*明.
+"""
+
+from __future__ import annotations
+
+from services.contracts.notifications import CONTACT_OF
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
+
+
+def mask_email(email: str | None) -> str | None:
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_openid(openid: str | None) -> str | None:
+    if not openid:
+        return None
+    if len(openid) <= 6:
+        return "***"
+    return f"{openid[:3]}***{openid[-3:]}"
+
+
+def mask_name(name: str | None) -> str | None:
+    """Keep the first and, for names of three or more characters, the last character."""
+    if not name:
+        return name
+    if len(name) == 1:
+        return name
+    if len(name) == 2:
+        return f"{name[0]}*"
+    return f"{name[0]}{'*' * (len(name) - 2)}{name[-1]}"
+
+
+_MASKS = {"phone": mask_phone, "email": mask_email, "wechat_openid": mask_openid}
+
+
+def mask_contact(channel: str | None, value: str | None) -> str | None:
+    """The recipient of a message on `channel`, masked the way that channel's contact is."""
+    if channel is None or value is None:
+        return None
+    return _MASKS[CONTACT_OF[channel]](value)
+
+
+def mask_guardian(guardian: dict) -> dict:
+    """A stored guardian with every contact masked (the name stays: the school knows it)."""
+    return {**guardian, **{field: mask(guardian.get(field)) for field, mask in _MASKS.items()}}

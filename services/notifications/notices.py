@@ -1,0 +1,95 @@
+"""Composing the messages of one notice: a claim, a kind, and every guardian of its classes.
+
+Each message has a deterministic dedup key — (kind, scope, claim, pupil, guardian) — and an
+id derived from it, so composing the same notice twice yields the same messages and the
+unique index lets only the first be stored. The scope tells notices of one kind apart:
+empty for `confirmed` and `cancelled` (once per claim, whichever event says it first),
+the event id for `rescheduled` (each change is news), the start time for `reminder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from services.kit import clock
+from services.notifications import consent
+from services.notifications.guardians import Recipient, choose_channel
+from services.notifications.masking import mask_contact, mask_name
+from services.notifications.settings import NotifySettings
+from services.notifications.templates import render
+
+WITH_CONSENT_LINK = ("confirmed", "rescheduled", "reminder")
+
+
+def dedup_key(kind: str, scope: str, claim_id: str, pupil_id: str, guardian_id: str) -> str:
+    return f"{kind}|{scope}|{claim_id}|{pupil_id}|{guardian_id}"
+
+
+def message_id(key: str) -> str:
+    return f"msg_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+def sort_key(created: str, mid: str) -> str:
+    """`20261123191534975000|msg_…`: digits only, because nx-27017 reads a string that
+    starts like an ISO time as a time (to the second) and then `$gt` misorders it."""
+    return f"{''.join(ch for ch in created if ch.isdigit())}|{mid}"
+
+
+def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
+            settings: NotifySettings, secret: str, scope: str = "",
+            event_id: str | None = None, extra: dict[str, Any] | None = None,
+            now: datetime | None = None) -> list[dict[str, Any]]:
+    """The message documents of one notice, ready to store (status queued/deferred/suppressed).
+
+    `claim` is the stored claim record (school, classes, trip).
+    """
+    now = now or clock.now()
+    created = clock.stamp(now)
+    trip = claim["trip"]
+    docs = []
+    tokens: dict[str, str] = {}
+    for rcpt in recipients:
+        pupil, guardian = rcpt.pupil, rcpt.guardian
+        key = dedup_key(kind, scope, claim["_id"], pupil["pupil_id"], guardian["guardian_id"])
+        mid = message_id(key)
+        channel, contact = choose_channel(guardian)
+        context: dict[str, Any] = {
+            "guardian": guardian["name"], "pupil": pupil["name"], "label": rcpt.label,
+            "school_name": claim.get("school_name") or "", "trip": trip,
+            "reason": "", "consent_url": "", **(extra or {}),
+        }
+        if kind in WITH_CONSENT_LINK:
+            token = tokens.get(pupil["pupil_id"])
+            if token is None:
+                token = consent.sign(secret, claim["_id"], pupil["pupil_id"], trip["starts_at"])
+                tokens[pupil["pupil_id"]] = token
+            context["consent_url"] = consent.link(settings.public_url, token)
+        notice = render(kind, guardian.get("language") or "zh-CN", context)
+        doc: dict[str, Any] = {
+            "_id": mid, "dedup_key": key, "kind": kind, "template": notice.template,
+            "language": guardian.get("language") or "zh-CN",
+            "claim_id": claim["_id"], "school_id": claim["school_id"],
+            "session_id": claim["session_id"], "label": rcpt.label,
+            "pupil_id": pupil["pupil_id"], "guardian_id": guardian["guardian_id"],
+            "guardian_name": mask_name(guardian["name"]),
+            "channel": channel, "recipient": contact,
+            "recipient_masked": mask_contact(channel, contact),
+            "subject": notice.subject, "text": notice.text_for(channel or "email"),
+            "attempts": 0, "provider_id": None, "error": None, "tries": {},
+            "event_id": event_id, "created_at": created, "updated_at": created,
+            "sent_at": None, "sort_key": sort_key(created, mid), "lease_until": "",
+        }
+        if channel is None:
+            doc.update(status="suppressed", due_at=None,
+                       error="no channel left: the guardian opted out of every channel "
+                             "they have a contact for")
+        else:
+            hold = settings.quiet.hold(channel, now)
+            if hold is not None:
+                doc.update(status="deferred", due_at=clock.stamp(hold))
+            else:
+                doc.update(status="queued", due_at=created)
+        docs.append(doc)
+    return docs

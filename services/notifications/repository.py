@@ -1,0 +1,173 @@
+"""Notification documents in MongoDB: rosters, claims as this service knows them, messages
+and consent answers.
+
+- `rosters`: one document per (school, class label) holding the whole class; replacing it
+  is one write.
+- `claims`: confirmed claims, recorded from `booking.claim_confirmed`, so session-level
+  events (cancelled, rescheduled) and the reminder timer know which classes are on a trip.
+- `messages`: one per (notice, guardian), `dedup_key` unique; `due_at` + `lease_until`
+  drive the delivery timer; `sort_key` (created_at digits|id) pages the delivery log.
+- `consents`: append-only answers, `_id` (claim|pupil|seq).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.kit import clock
+from services.kit.errors import NotFound
+from services.kit.mongo import Repository
+
+DUPLICATE_KEY = 11000
+
+
+class NotificationsRepository(Repository):
+    outbox_collections = ()
+
+    def ensure_indexes(self) -> None:
+        super().ensure_indexes()
+        self.db.rosters.create_index([("school_id", ASCENDING), ("label", ASCENDING)])
+        self.db.claims.create_index("session_id")
+        self.db.claims.create_index([("school_id", ASCENDING), ("status", ASCENDING)])
+        self.db.claims.create_index([("reminder", ASCENDING), ("remind_at", ASCENDING)])
+        self.db.messages.create_index("dedup_key", unique=True)
+        self.db.messages.create_index([("claim_id", ASCENDING), ("sort_key", ASCENDING)])
+        self.db.messages.create_index([("school_id", ASCENDING), ("sort_key", ASCENDING)])
+        self.db.messages.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        self.db.consents.create_index("claim_id")
+
+    # -- rosters ---------------------------------------------------------------------------
+    def replace_roster(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Store a whole roster in one write; the version counts replacements."""
+        fields = {k: v for k, v in document.items() if k != "_id"}
+        return self.db.rosters.find_one_and_update(
+            {"_id": document["_id"]}, {"$set": fields, "$inc": {"version": 1}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+
+    def roster(self, key: str) -> dict[str, Any]:
+        doc = self.db.rosters.find_one({"_id": key})
+        if doc is None:
+            raise NotFound("no roster for this class", code="roster-not-found")
+        return doc
+
+    def rosters_of(self, school_id: str, labels: list[str] | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"school_id": school_id}
+        if labels is not None:
+            query["label"] = {"$in": labels}
+        return list(self.db.rosters.find(query).sort("label", ASCENDING))
+
+    # -- claims ----------------------------------------------------------------------------
+    def add_claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Insert a claim record; None if one exists (the caller looks at it)."""
+        try:
+            self.db.claims.insert_one(record)
+        except DuplicateKeyError:
+            return None
+        return record
+
+    def claim(self, claim_id: str) -> dict[str, Any] | None:
+        return self.db.claims.find_one({"_id": claim_id})
+
+    def claims_on_session(self, session_id: str, status: str = "confirmed") -> list[dict]:
+        return list(self.db.claims.find({"session_id": session_id, "status": status}))
+
+    def active_claims_with_label(self, school_id: str, label: str, after: str) -> list[dict]:
+        return [c for c in self.db.claims.find({"school_id": school_id, "status": "confirmed"})
+                if label in c.get("labels", []) and c["trip"]["starts_at"] > after]
+
+    def update_claim(self, claim_id: str, fields: dict[str, Any],
+                     expect: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Set `fields` if the record still matches `expect`; the record after, or None."""
+        return self.db.claims.find_one_and_update(
+            {"_id": claim_id, **(expect or {})},
+            {"$set": {**fields, "updated_at": clock.stamp()}},
+            return_document=ReturnDocument.AFTER)
+
+    def reminders_due(self, now: str, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self.db.claims.find({"reminder": "pending", "remind_at": {"$lte": now}})
+                    .sort("remind_at", ASCENDING).limit(limit))
+
+    # -- messages --------------------------------------------------------------------------
+    def add_messages(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store new messages; those whose dedup key exists are skipped. Returns the stored."""
+        if not docs:
+            return []
+        try:
+            self.db.messages.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            skipped = {e["index"] for e in errors}
+            return [doc for i, doc in enumerate(docs) if i not in skipped]
+        return docs
+
+    def lease_due(self, now: str, until: str, limit: int) -> list[dict[str, Any]]:
+        """Take up to `limit` messages due to be (re)tried, each under a lease."""
+        found = self.db.messages.find(
+            {"status": {"$in": ["queued", "deferred"]}, "due_at": {"$lte": now},
+             "lease_until": {"$lt": now}}, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)
+        taken = []
+        for ref in list(found):
+            doc = self.db.messages.find_one_and_update(
+                {"_id": ref["_id"], "status": {"$in": ["queued", "deferred"]},
+                 "due_at": {"$lte": now}, "lease_until": {"$lt": now}},
+                {"$set": {"status": "queued", "lease_until": until, "updated_at": now}},
+                return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                taken.append(doc)
+        return taken
+
+    def settle_many(self, outcomes: list[Any]) -> None:
+        """Record the outcomes of sends (or deferrals) in one write, dropping the leases.
+
+        Each is a `delivery.Outcome`; only a message still queued is changed, so a late
+        outcome cannot overwrite one withdrawn meanwhile.
+        """
+        if not outcomes:
+            return
+        now = clock.stamp()
+        updates = []
+        for outcome in outcomes:
+            sets = {**outcome.fields, "lease_until": "", "updated_at": now}
+            if outcome.attempt is not None and outcome.trial is not None:
+                sets[f"tries.{outcome.attempt}"] = outcome.trial
+            updates.append(UpdateOne({"_id": outcome.message_id, "status": "queued"},
+                                     {"$set": sets}))
+        self.db.messages.bulk_write(updates, ordered=False)
+
+    def withdraw(self, claim_id: str, kinds: tuple[str, ...], reason: str) -> int:
+        """Suppress a claim's messages of `kinds` still waiting (deferred, or queued and not
+        being sent right now): news they carry went stale before it went out."""
+        now = clock.stamp()
+        result = self.db.messages.update_many(
+            {"claim_id": claim_id, "kind": {"$in": list(kinds)},
+             "status": {"$in": ["deferred", "queued"]}, "lease_until": {"$lt": now}},
+            {"$set": {"status": "suppressed", "error": reason, "due_at": None,
+                      "updated_at": now}})
+        return result.modified_count
+
+    def messages(self, query: dict[str, Any], after: str | None, limit: int) -> list[dict]:
+        if after:
+            query = {**query, "sort_key": {"$gt": after}}
+        return list(self.db.messages.find(query).sort("sort_key", ASCENDING).limit(limit))
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        return self.db.messages.find_one({"_id": message_id})
+
+    # -- consents --------------------------------------------------------------------------
+    def consent_records(self, claim_id: str, pupil_id: str | None = None) -> list[dict]:
+        query: dict[str, Any] = {"claim_id": claim_id}
+        if pupil_id is not None:
+            query["pupil_id"] = pupil_id
+        return list(self.db.consents.find(query))
+
+    def add_consent(self, record: dict[str, Any]) -> bool:
+        try:
+            self.db.consents.insert_one(record)
+        except DuplicateKeyError:
+            return False
+        return True

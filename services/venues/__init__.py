@@ -1,0 +1,1 @@
+"""Venues: venues, tutors, sessions and series, the catalogue, seat capacity and holds."""

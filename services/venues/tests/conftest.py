@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pymongo
+import pytest
+
+from services.kit import clock
+from services.kit.config import Settings
+from services.venues.repository import VenueRepository
+
+NOW = datetime(2026, 9, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Tuesday
+ADMIN = {"sub": "admin-1", "role": "admin", "org": None}
+
+
+@pytest.fixture()
+def db(mongo_url):
+    """A fresh database on the test run's nx-27017, dropped afterwards."""
+    client = pymongo.MongoClient(mongo_url, tz_aware=True)
+    name = f"unit_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture()
+def now():
+    """The clock stands at NOW; `now.set(datetime)` moves it."""
+
+    class Clock:
+        value = NOW
+
+        def set(self, when: datetime) -> None:
+            Clock.value = when
+
+    clock.set_clock(lambda: Clock.value)
+    yield Clock()
+    clock.set_clock(None)
+
+
+@pytest.fixture()
+def repo(db, now):
+    repository = VenueRepository(db, Settings())
+    repository.ensure_indexes()
+    return repository
+
+
+@pytest.fixture()
+def venue(repo):
+    return repo.register_venue({
+        "name": "上海科技馆", "kind": "science_museum", "district": "浦东新区",
+        "location": {"lat": 31.2196, "lon": 121.5447}, "address": "世纪大道2000号",
+        "timezone": "Asia/Shanghai", "contact": None, "accessibility": None})
+
+
+def staff(venue_id: str) -> dict:
+    return {"sub": f"staff-{venue_id}", "role": "venue", "org": venue_id}

@@ -1,0 +1,174 @@
+"""`make deploy-check` passes on deploy/ as it is, and catches each kind of mistake it claims to."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy import check
+
+COMPOSE = yaml.safe_load(check.COMPOSE.read_text())
+
+
+def k8s_docs() -> list[tuple[str, dict[str, Any]]]:
+    return [(str(path), doc) for path in check.manifests() if path.name != "kustomization.yaml"
+            for doc in check.load_documents(path)]
+
+
+def find(docs: list[tuple[str, dict[str, Any]]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for _, d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def has(problems: list[str], *words: str) -> bool:
+    return any(all(w in p for w in words) for p in problems)
+
+
+def test_deploy_directory_passes_every_check():
+    assert check.check() == []
+
+
+def test_every_process_is_deployed_and_known():
+    assert check.processes() >= {"venues", "booking", "notifications", "funding", "relay",
+                                 "gateway"}
+    assert check.classify(["python", "-m", "services.kit.runner", "booking"]) == "booking"
+    assert check.classify(["python", "-m", "services.kit.relay"]) == "relay"
+    assert check.classify(["python", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                           "services.gateway.wsgi:application"]) == "gateway"
+    assert check.classify(["python", "-m", "gunicorn", "-c", "deploy/nope.py",
+                           "services.gateway.wsgi:application"]) == "gateway:missing-config"
+    assert check.classify(["sleep", "1"]) is None
+
+
+def test_kubernetes_schema_catches_a_misspelt_field():
+    deployment = copy.deepcopy(find(k8s_docs(), "Deployment", "kepu-venues"))
+    deployment["spec"]["replica"] = deployment["spec"].pop("replicas")
+    assert has(check.validate_kubernetes("d", deployment), "replica")
+    probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    probe["periodSeconds"] = "ten"
+    assert check.validate_kubernetes("d", deployment)
+
+
+def test_operator_resources_are_checked_against_their_crds():
+    docs = k8s_docs()
+    rabbit = copy.deepcopy(find(docs, "RabbitmqCluster", "kepu-rabbitmq"))
+    assert check.validate_kubernetes("r", rabbit) == []
+    rabbit["spec"]["replica"] = 3
+    assert has(check.validate_kubernetes("r", rabbit), "replica")
+    rabbit = copy.deepcopy(find(docs, "RabbitmqCluster", "kepu-rabbitmq"))
+    rabbit["spec"]["rabbitmq"]["additionalPlugins"] = ["rabbitmq shovel"]
+    assert check.validate_kubernetes("r", rabbit)
+    rabbit["spec"]["rabbitmq"]["additionalPlugins"] = []
+    rabbit["spec"]["resources"]["request"] = {"cpu": "1"}  # a core Kubernetes type, via $ref
+    assert has(check.validate_kubernetes("r", rabbit), "request")
+    mongo = copy.deepcopy(find(docs, "MongoDBCommunity", "kepu-mongo"))
+    assert check.validate_kubernetes("m", mongo) == []
+    mongo["spec"]["type"] = "Sharded"
+    assert has(check.validate_kubernetes("m", mongo), "type")
+    del mongo["spec"]["users"][0]["scramCredentialsSecretName"]
+    mongo["spec"]["type"] = "ReplicaSet"
+    assert has(check.validate_kubernetes("m", mongo), "scramCredentialsSecretName")
+
+
+def test_an_unknown_kind_is_a_problem_not_a_pass():
+    assert has(check.validate_kubernetes("x", {"apiVersion": "example.org/v1", "kind": "Thing"}),
+               "no schema")
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda d: d["spec"]["selector"]["matchLabels"].update(tier="x"), ("kepu-venues", "selector")),
+    (lambda d: d["spec"].update(replicas=1), ("kepu-venues", "fewer than 2")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe"),
+     ("kepu-venues", "livenessProbe")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"].pop("limits"),
+     ("kepu-venues", "limits.memory")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "KEPU_WRITE_CONCERNS", "value": "majority"}),
+     ("KEPU_WRITE_CONCERNS", "no setting")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "KEPU_QUORUM_QUEUES", "value": "0"}), ("KEPU_QUORUM_QUEUES", "'1'")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"][3]["valueFrom"]
+     ["secretKeyRef"].update(name="mongo-url"), ("MONGO_URL", "mongo-url")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+        command=["python", "-m", "services.kit.runner", "venue"]), ("unknown process", "venue")),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="kepu:latest"),
+     ("image",)),
+])
+def test_cross_object_mistakes_in_a_deployment_are_found(mutate, words):
+    docs = copy.deepcopy(k8s_docs())
+    mutate(find(docs, "Deployment", "kepu-venues"))
+    assert has(check.check_kubernetes(docs), *words), check.check_kubernetes(docs)
+
+
+def test_cross_object_mistakes_between_objects_are_found():
+    docs = copy.deepcopy(k8s_docs())
+    assert check.check_kubernetes(docs) == []
+    find(docs, "Service", "kepu-gateway")["spec"]["ports"][0]["targetPort"] = "web"
+    find(docs, "HorizontalPodAutoscaler", "kepu-booking")["spec"]["scaleTargetRef"]["name"] = "b"
+    find(docs, "PodDisruptionBudget", "kepu-mongo")["spec"]["selector"]["matchLabels"] = {"a": "b"}
+    find(docs, "ConfigMap", "kepu-config")["data"]["KEPU_PUBLIC_URL"] = "https://elsewhere.org"
+    docs = [(f, d) for f, d in docs if d.get("metadata", {}).get("name") != "kepu-funding"
+            or d["kind"] != "Deployment"]
+    problems = check.check_kubernetes(docs)
+    assert has(problems, "Service/kepu-gateway", "targetPort")
+    assert has(problems, "HorizontalPodAutoscaler/kepu-booking", "not in the manifests")
+    assert has(problems, "PodDisruptionBudget/kepu-mongo", "matches no pods")
+    assert has(problems, "PodDisruptionBudget/kepu-funding", "matches no pods")
+    assert has(problems, "no container runs 'funding'")
+    assert has(problems, "KEPU_PUBLIC_URL")
+
+
+def test_compose_schema_and_settings():
+    assert check.validate_compose(COMPOSE) == [] and check.check_compose(COMPOSE) == []
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["venues"]["healthchek"] = broken["services"]["venues"].pop("healthcheck")
+    assert has(check.validate_compose(broken), "healthchek")
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["booking"]["environment"] = {
+        **broken["services"]["booking"]["environment"], "KEPU_WRITE_CONCERN": "1",
+        "MONGO_URL": "mongodb://mongo:27017"}
+    del broken["services"]["relay"]
+    broken["services"]["mongo"]["image"] = "mongo:7"
+    problems = check.check_compose(broken)
+    assert has(problems, "booking", "KEPU_WRITE_CONCERN")
+    assert has(problems, "booking", "replicaSet")
+    assert has(problems, "no container runs 'relay'")
+    assert has(problems, "mongo", "not pinned")
+
+
+def test_image_checks():
+    dockerfile = check.DOCKERFILE.read_text()
+    ignore = check.DOCKERIGNORE.read_text()
+    assert check.check_image(dockerfile, ignore) == []
+    unpinned = dockerfile.replace("python:3.11.11-slim-bookworm", "python:3.11-slim")
+    assert has(check.check_image(unpinned, ignore), "not pinned")
+    as_root = dockerfile.replace("USER 10001:10001", "")
+    assert has(check.check_image(as_root, ignore), "root")
+    assert has(check.check_image(dockerfile, ignore.replace("services/**/tests", "")),
+               "services/kit/tests/conftest.py")
+    assert has(check.check_image(dockerfile, ignore + "deploy/gunicorn.conf.py\n"),
+               "gunicorn.conf.py")
+    assert has(check.check_image(dockerfile.replace("|ruff|", "|ruff|pymongo|"), ignore),
+               "imports pymongo")
+
+
+def test_dockerignore_matches_as_docker_does():
+    rules = ["*", "!services", "services/**/tests", "**/__pycache__"]
+    assert check.context_includes("services/kit/runner.py", rules)
+    assert not check.context_includes("services/kit/tests/test_x.py", rules)
+    assert not check.context_includes("services/kit/__pycache__/x.pyc", rules)
+    assert not check.context_includes("tests/support.py", rules)
+    assert not check.context_includes(".venv/bin/python", rules)
+
+
+def test_every_setting_the_code_reads_must_be_documented():
+    assert check.check_readme() == []
+    assert {"AMQP_URL", "MONGO_URL", "KEPU_QUORUM_QUEUES", "KEPU_WRITE_CONCERN"} <= \
+        check.known_settings()
+    assert has(check.check_readme("nothing here"), "KEPU_QUORUM_QUEUES")
+
+
+def test_kustomization_lists_every_manifest():
+    assert check.check_kustomization() == []

@@ -1,0 +1,99 @@
+"""The gateway's front: authentication, roles, parsing, size limits, idempotency, OpenAPI."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import pytest
+
+from tests.support import Client, problem
+
+pytestmark = pytest.mark.stack
+
+SCHOOL = {"name": "测试小学", "district": "浦东新区", "location": {"lat": 31.2, "lon": 121.5},
+          "students": 300}
+
+
+def test_missing_token_is_401(api):
+    body = problem(api.anonymous.post("/v1/schools", json=SCHOOL), 401)
+    assert "token" in body["detail"]
+
+
+def test_forged_token_is_401(api):
+    forged = jwt.encode({"sub": "x", "role": "admin", "iss": "kepu", "iat": 1_700_000_000,
+                         "exp": 4_000_000_000}, "not-the-secret-but-long-enough-for-hs256",
+                        algorithm="HS256")
+    problem(Client(api.url, forged).post("/v1/schools", json=SCHOOL), 401)
+
+
+def test_expired_token_is_401(api):
+    expired = jwt.encode({"sub": "x", "role": "admin", "iss": "kepu", "iat": 1_600_000_000,
+                          "exp": 1_600_000_100}, api.secret, algorithm="HS256")
+    problem(Client(api.url, expired).post("/v1/schools", json=SCHOOL), 401)
+
+
+def test_wrong_role_is_403(api):
+    school = api.as_("school", "sch_someone")
+    problem(school.post("/v1/schools", json=SCHOOL), 403)
+    problem(api.as_("venue", "ven_someone").post("/v1/venues", json={}), 403)
+
+
+def test_malformed_json_is_400(api):
+    response = api.admin.post("/v1/schools", data=b'{"name": ',
+                              headers={"Content-Type": "application/json"})
+    assert "JSON" in problem(response, 400)["title"]
+
+
+def test_body_over_the_limit_is_413(api):
+    big = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    response = api.admin.post("/v1/schools", data=big,
+                              headers={"Content-Type": "application/json"})
+    problem(response, 413)
+
+
+def test_validation_names_each_field(api):
+    body = problem(api.admin.post("/v1/schools", json={**SCHOOL, "students": 0,
+                                                        "location": {"lat": 100, "lon": 0}}), 422)
+    assert set(body["errors"]) == {"students", "location.lat"}
+
+
+def test_unknown_route_and_method(api):
+    problem(api.admin.get("/v1/nothing-here"), 404)
+    problem(api.admin.request("DELETE", "/v1/schools"), 405)
+
+
+def test_idempotency_key_repeats_the_first_answer(api):
+    key = uuid.uuid4().hex
+    admin = api.as_("admin", sub="idem-admin")
+    first = admin.post("/v1/schools", json=SCHOOL, headers={"Idempotency-Key": key})
+    again = admin.post("/v1/schools", json=SCHOOL, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = admin.post("/v1/schools", json={**SCHOOL, "students": 301},
+                       headers={"Idempotency-Key": key})
+    problem(other, 422)
+    # another caller's key space is separate
+    someone = api.as_("admin", sub="another-admin").post(
+        "/v1/schools", json=SCHOOL, headers={"Idempotency-Key": key})
+    assert someone.status_code == 201 and someone.json()["school_id"] != first.json()["school_id"]
+
+
+def test_openapi_document_lists_the_routes(api):
+    spec = api.anonymous.get("/v1/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    post = spec["paths"]["/v1/schools"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]
+    assert "SchoolRegistration" in spec["components"]["schemas"]
+
+
+def test_healthz_reports_broker_database_and_services(api):
+    body = api.anonymous.get("/healthz").json()
+    assert body["status"] == "ok" and body["database"] == "ok" and body["broker"] == "ok", body
+    assert set(body["services"]) >= {"venues", "booking", "notifications", "funding"}
+
+
+def test_request_id_is_echoed(api):
+    response = api.anonymous.get("/healthz", headers={"X-Request-Id": "trace-12345678"})
+    assert response.headers["X-Request-Id"] == "trace-12345678"

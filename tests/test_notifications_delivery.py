@@ -1,0 +1,170 @@
+"""Parents hear about trips through the real stack: booking → events → SMTP and webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from tests.booking_helpers import iso
+from tests.notifications_helpers import (
+    Events,
+    Ledger,
+    School,
+    Venue,
+    claim,
+    csv_roster,
+    group,
+    json_roster,
+    log,
+    put_roster,
+    tag,
+)
+from tests.support import wait_for
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture()
+def events(stack, settings_env):
+    tap = Events(settings_env["AMQP_URL"])
+    yield tap
+    tap.close()
+
+
+@pytest.fixture()
+def ledger(stack, settings_env):
+    record = Ledger(settings_env["MONGO_URL"])
+    yield record
+    record.close()
+
+
+def test_claim_for_two_classes_emails_40_guardians_once(api, sinks, events, ledger):
+    t = tag()
+    venue = Venue(api, name="上海科技馆 fan-out")
+    session = venue.publish(capacity=100, what_to_bring="水杯")
+    school = School(api)
+    a, b = "五年级(1)班", "五年级(2)班"
+    # class A: 15 pupils, 5 of them with two guardians (JSON); class B: 20 pupils (CSV)
+    assert put_roster(school.client, school.id, a,
+                      json_roster(t, 15, two_guardians=5)).status_code == 200
+    assert put_roster(school.client, school.id, b, csv_roster(t, 20, start=100)).status_code \
+        == 200
+    made = claim(school, session["session_id"], group(a, students=15), group(b, students=20))
+
+    def mails():
+        return sinks.smtp.matching(lambda m: any(t in r for r in m.rcpt_tos))
+
+    wait_for(lambda: len(mails()) >= 40, timeout=60, message="40 emails at the SMTP sink")
+    def all_sent():
+        entries = log(school.client, made["claim_id"], limit=15)  # three pages
+        return entries if all(e["status"] == "sent" for e in entries) else None
+
+    entries = wait_for(all_sent, timeout=30, message="every log entry sent")
+    assert len(entries) == 40
+    assert len({e["message_id"] for e in entries}) == 40
+    assert all(e["recipient"].startswith("g") and "***@example.com" in e["recipient"]
+               for e in entries)
+    assert all(e["channel"] == "email" and e["attempts"] == 1 and e["provider_id"]
+               for e in entries)
+    assert {e["template"] for e in entries} == {"confirmed.zh-CN", "confirmed.en"}
+    received = sorted(r for m in mails() for r in m.rcpt_tos)
+    assert len(received) == len(set(received)) == 40
+    english = next(m for m in mails() if m.rcpt_tos[0].startswith("g0b."))
+    assert english.subject.startswith("[Kepu] Trip confirmed") and "水杯" in english.text
+    chinese = next(m for m in mails() if m.rcpt_tos[0].startswith("g100."))
+    assert "上海科技馆 fan-out" in chinese.text and "北京时间" in chinese.text
+
+    # the same event again (as a relay restart would publish it), and a copy under a new id
+    original = events.one("booking.claim_confirmed", claim_id=made["claim_id"])
+    events.publish(original)
+    ledger.wait_applied("on_claim_confirmed", original["event_id"], repeats=1)
+    copy = {**original, "event_id": uuid.uuid4().hex}
+    events.publish(copy)
+    ledger.wait_applied("on_claim_confirmed", copy["event_id"])
+    assert len(mails()) == 40
+    assert len(log(school.client, made["claim_id"])) == 40
+
+
+def test_sms_retries_then_sends_or_fails_visibly(api, sinks):
+    venue = Venue(api, name="SMS drill venue")
+    session = venue.publish(capacity=50)
+    school = School(api)
+    flaky = f"137{uuid.uuid4().int % 10**8:08d}"
+    dead = f"136{uuid.uuid4().int % 10**8:08d}"
+    sinks.http.fail(flaky, times=2)
+    sinks.http.fail(dead, times=None)
+    roster = {"pupils": [
+        {"name": "李雷", "guardians": [{"name": "李爸爸", "phone": flaky, "channel": "sms"}]},
+        {"name": "韩梅梅", "guardians": [{"name": "韩妈妈", "phone": dead, "channel": "sms"}]}]}
+    assert put_roster(school.client, school.id, "三年级(4)班", roster).status_code == 200
+    made = claim(school, session["session_id"], group("三年级(4)班", students=2))
+
+    def settled():
+        entries = log(school.client, made["claim_id"])
+        done = [e for e in entries if e["status"] in ("sent", "failed")]
+        return entries if len(done) == 2 else None
+
+    entries = wait_for(settled, timeout=30, message="both SMS settled")
+    by_phone = {e["recipient"]: e for e in entries}
+    sent = by_phone[f"{flaky[:3]}****{flaky[-4:]}"]
+    failed = by_phone[f"{dead[:3]}****{dead[-4:]}"]
+    assert sent["status"] == "sent" and sent["attempts"] == 3 and sent["provider_id"]
+    assert failed["status"] == "failed" and failed["attempts"] == 3
+    assert "HTTP 503" in failed["error"]
+    assert [h.status for h in sinks.http.to(flaky)] == [503, 503, 200]
+    assert len(sinks.http.to(dead)) == 3
+    assert sinks.http.to(flaky)[-1].path == "/sms"
+
+
+def test_reschedule_and_venue_cancellation_each_reach_parents_once(api, sinks, events,
+                                                                   ledger):
+    t = tag()
+    venue = Venue(api, name="天文馆 changes")
+    session = venue.publish(capacity=60)
+    school = School(api)
+    assert put_roster(school.client, school.id, "四年级(1)班",
+                      json_roster(t, 3)).status_code == 200
+    made = claim(school, session["session_id"], group("四年级(1)班", students=3))
+
+    def mails(word):
+        return sinks.smtp.matching(lambda m: t in m.rcpt_tos[0] and word in m.subject)
+
+    wait_for(lambda: len(mails("确认")) == 3, message="confirmations")
+    moved = venue.client.patch(f"/v1/sessions/{session['session_id']}",
+                               json={"starts_at": iso(timedelta(days=5)),
+                                     "ends_at": iso(timedelta(days=5, hours=2))})
+    assert moved.status_code == 200, moved.text
+    wait_for(lambda: len(mails("变更")) == 3, message="reschedule notices")
+    assert all("原时间" in m.text for m in mails("变更"))
+
+    cancelled = venue.client.post(f"/v1/sessions/{session['session_id']}/cancel",
+                                  json={"reason": "场馆设备检修"})
+    assert cancelled.status_code == 200, cancelled.text
+    by_venue = events.one("venues.session_cancelled", session_id=session["session_id"])
+    by_booking = events.one("booking.claim_cancelled", claim_id=made["claim_id"])
+    ledger.wait_applied("on_session_cancelled", by_venue["event_id"])
+    ledger.wait_applied("on_claim_cancelled", by_booking["event_id"])
+    wait_for(lambda: len(mails("取消")) >= 3, message="cancellation notices")
+    assert len(mails("取消")) == 3  # one per guardian, though two events said it
+    assert all("场馆设备检修" in m.text for m in mails("取消"))
+    kinds = sorted(e["kind"] for e in log(school.client, made["claim_id"]))
+    assert kinds == ["cancelled"] * 3 + ["confirmed"] * 3 + ["rescheduled"] * 3
+
+
+def test_a_school_cancelling_its_claim_tells_its_parents(api, sinks):
+    t = tag()
+    venue = Venue(api, name="动物园 cancel")
+    session = venue.publish(capacity=60)
+    school = School(api)
+    assert put_roster(school.client, school.id, "一年级(2)班", json_roster(t, 2)).status_code \
+        == 200
+    made = claim(school, session["session_id"], group("一年级(2)班", students=2))
+    wait_for(lambda: len(sinks.smtp.matching(lambda m: t in m.rcpt_tos[0])) == 2)
+    response = school.client.post(f"/v1/claims/{made['claim_id']}/cancel",
+                                  json={"reason": "学校临时安排考试"})
+    assert response.status_code == 200, response.text
+    wait_for(lambda: len(sinks.smtp.matching(
+        lambda m: t in m.rcpt_tos[0] and "学校临时安排考试" in m.text)) == 2,
+        message="cancellation notices")
