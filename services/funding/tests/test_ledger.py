@@ -212,13 +212,15 @@ def test_large_postings_apply_unguarded_entries_in_bulk(ledger):
 
 def test_sealing_hundreds_of_marks_keeps_the_count_exact(ledger):
     """nx-27017 ignores a $unset of more than ~126 paths: seals drop marks in groups."""
-    fund(ledger, "f1", 100_000)
-    ledger.post_many([{"posting_id": f"b{i}", "entries": [
-        Entry(BUD, -10), Entry(chart.payable(D, T, f"t{i}"), 10)], "kind": "accrual",
-        "category": "subsidy", "district": D} for i in range(300)])
-    later = datetime.now(UTC) + timedelta(seconds=5)
-    clock.set_clock(lambda: later)
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    clock.set_clock(lambda: start)  # time stands still: post_many's own seal finds nothing old
     try:
+        fund(ledger, "f1", 100_000)
+        ledger.post_many([{"posting_id": f"b{i}", "entries": [
+            Entry(BUD, -10), Entry(chart.payable(D, T, f"t{i}"), 10)], "kind": "accrual",
+            "category": "subsidy", "district": D} for i in range(300)])
+        assert ledger.accounts.find_one({"_id": BUD})["marks_count"] == 301
+        clock.set_clock(lambda: start + timedelta(seconds=5))
         assert ledger.seal(BUD) == 301
     finally:
         clock.set_clock(None)
