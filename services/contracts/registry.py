@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from services.contracts.envelope import EnvelopeSchema
+from services.kit.boundary import shared
 
 
 class ContractViolation(Exception):
@@ -55,7 +56,7 @@ def dump_data(event_type: str, version: int, data: dict[str, Any]) -> dict[str, 
     contract = EVENTS.get((event_type, version))
     if contract is None:
         raise ContractViolation(f"unknown event {event_type} v{version}")
-    schema = contract.schema()
+    schema = shared(contract.schema)
     try:
         dumped = schema.dump(schema.load(schema.dump(data)))
     except ValidationError as exc:
@@ -68,14 +69,14 @@ def dump_data(event_type: str, version: int, data: dict[str, Any]) -> dict[str, 
 def validate_envelope(envelope: Any) -> dict[str, Any]:
     """Check an envelope and its data; returns the envelope with data loaded as dumped JSON."""
     try:
-        env = EnvelopeSchema().load(envelope)
+        env = shared(EnvelopeSchema).load(envelope)
     except ValidationError as exc:
         raise ContractViolation(f"bad envelope: {exc.messages}") from None
     contract = EVENTS.get((env["type"], env["version"]))
     if contract is None:
         raise ContractViolation(f"unknown event {env['type']} v{env['version']}")
     try:
-        contract.schema().load(env["data"])
+        shared(contract.schema).load(env["data"])
     except ValidationError as exc:
         raise ContractViolation(f"{env['type']} v{env['version']}: {exc.messages}") from None
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -29,9 +30,16 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+@cache
+def shared(schema: type[Schema]) -> Schema:
+    """One instance per schema class: building one deep-copies every declared field, which
+    cost more than the load itself on the claim path. Instances keep no per-call state."""
+    return schema()
+
+
 def load(schema: Schema | type[Schema], data: Any, **kwargs: Any) -> Any:
     """Validate and deserialise `data`, or raise ValidationFailed naming each bad field."""
-    instance = schema() if isinstance(schema, type) else schema
+    instance = shared(schema) if isinstance(schema, type) else schema
     try:
         return instance.load(data, **kwargs)
     except ValidationError as exc:
@@ -41,5 +49,5 @@ def load(schema: Schema | type[Schema], data: Any, **kwargs: Any) -> Any:
 
 
 def dump(schema: Schema | type[Schema], obj: Any, **kwargs: Any) -> Any:
-    instance = schema() if isinstance(schema, type) else schema
+    instance = shared(schema) if isinstance(schema, type) else schema
     return instance.dump(obj, **kwargs)
