@@ -7,7 +7,7 @@ from marshmallow import fields
 
 from services.contracts.common import Strict
 from services.kit import auth, clock
-from services.kit.boundary import load
+from services.kit.boundary import load, shared
 from services.kit.errors import ValidationFailed
 from services.kit.logs import mask_text
 
@@ -46,6 +46,15 @@ def test_validation_errors_name_nested_fields():
     with pytest.raises(ValidationFailed) as caught:
         load(Outer, {"items": [{"n": 1}, {"n": "x"}], "extra": 1})
     assert set(caught.value.errors) == {"name", "items.1.n", "extra"}
+
+
+def test_a_shared_schema_carries_nothing_from_one_load_to_the_next():
+    assert shared(Outer) is shared(Outer)
+    with pytest.raises(ValidationFailed):
+        load(Outer, {"name": "a", "items": [{"n": "x"}]})
+    assert load(Outer, {"name": "b", "items": [{"n": 2}]}) == {"name": "b", "items": [{"n": 2}]}
+    assert load(Outer, {"name": "c"}, partial=True) == {"name": "c"}
+    assert load(Outer, {"name": "d", "items": []}) == {"name": "d", "items": []}
 
 
 def test_contacts_are_masked_in_log_lines():
