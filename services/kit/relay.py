@@ -1,9 +1,12 @@
 """The outbox relay: publishes unsent outbox entries with publisher confirms, then marks them.
 
 A separate process (`python -m services.kit.relay`). It finds outbox-bearing collections by
-their `outbox_pending` index, leases one document at a time (so several relays can run),
-publishes that document's entries in key order, and removes each entry only after the
-broker confirmed it. A relay that dies between publish and mark publishes again on
+their `outbox_pending` index, leases each document (so several relays can run), publishes
+that document's entries in key order, and removes each entry only after the broker
+confirmed it. Documents are relayed by a few threads at once: each document (one
+aggregate) stays on one thread, so order per aggregate holds, while the database round
+trips of different documents overlap — one at a time, a busy database made the relay the
+slowest link of a claim burst. A relay that dies between publish and mark publishes again on
 restart; consumers skip the repeat by event id. Unroutable events (no queue bound: nobody
 subscribes to that type) are confirmed by the broker and counted as sent.
 """
@@ -18,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +40,21 @@ log = logging.getLogger("kepu.relay")
 
 LEASE_S = 15
 BATCH = 100
+WORKERS = int(os.environ.get("KEPU_RELAY_WORKERS", "4"))  # documents relayed at once
 
 
 class Publisher:
-    """One pika connection with confirms; reconnects after any broker failure."""
+    """One pika connection with confirms; reconnects after any broker failure.
+
+    pika's BlockingConnection is not thread-safe: the relay's threads take turns on it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
         self._declared: set[str] = set()
+        self._turn = threading.RLock()
 
     def _open(self) -> Any:
         if self._channel is None or not self._channel.is_open:
@@ -58,6 +67,10 @@ class Publisher:
 
     def publish(self, envelope: dict[str, Any]) -> bool:
         """Publish and wait for the broker's confirm. False if nobody was subscribed."""
+        with self._turn:
+            return self._publish(envelope)
+
+    def _publish(self, envelope: dict[str, Any]) -> bool:
         channel = self._open()
         producer, name = routing(envelope["type"])
         exchange = broker.events_exchange(producer)
@@ -87,17 +100,19 @@ class Publisher:
         return True
 
     def heartbeat(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            self._connection.process_data_events(0)
+        with self._turn:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.process_data_events(0)
 
     def close(self) -> None:
-        try:
-            if self._connection is not None and self._connection.is_open:
-                self._connection.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection
-            pass
-        self._connection = None
-        self._channel = None
+        with self._turn:
+            try:
+                if self._connection is not None and self._connection.is_open:
+                    self._connection.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._connection = None
+            self._channel = None
 
 
 class Relay:
@@ -111,6 +126,7 @@ class Relay:
         self._sources_at = 0.0
         self.stopping = threading.Event()
         self.fault = os.environ.get("KEPU_RELAY_FAULT", "")
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="relay")
 
     # -- finding work -------------------------------------------------------------------
     def sources(self) -> list[Collection]:
@@ -168,15 +184,25 @@ class Relay:
         return sent
 
     def relay_once(self) -> int:
+        """One pass over every source; raises the first failure after the pass settles."""
         sent = 0
         for coll in self.sources():
+            if self.stopping.is_set():
+                return sent
             waiting = coll.find({PENDING_FIELD: {"$gt": 0}}, {"_id": 1}).limit(BATCH)
             ids = [d["_id"] for d in waiting]
-            for doc_id in ids:
-                if self.stopping.is_set():
-                    return sent
-                sent += self.relay_document(coll, doc_id)
+            if len(ids) <= 1:
+                sent += sum(self.relay_document(coll, doc_id) for doc_id in ids)
+                continue
+            futures = [self._pool.submit(self._relay_unless_stopping, coll, doc_id)
+                       for doc_id in ids]
+            wait(futures)  # every document marked or released before the next pass
+            for future in futures:
+                sent += future.result()
         return sent
+
+    def _relay_unless_stopping(self, coll: Collection, doc_id: Any) -> int:
+        return 0 if self.stopping.is_set() else self.relay_document(coll, doc_id)
 
     def run(self) -> None:
         """Poll, fast while there is work and backing off to 250 ms when idle."""
@@ -200,6 +226,7 @@ class Relay:
                 self.stopping.wait(1.0)
             idle = 0.01 if sent else min(idle * 2, 0.25)
             self.stopping.wait(idle)
+        self._pool.shutdown(wait=True)
         self.publisher.close()
         self.client.close()
         log.info("relay stopped")

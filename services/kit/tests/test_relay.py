@@ -66,6 +66,56 @@ def test_a_failed_publish_keeps_the_rest_for_later_in_order(db):
     assert ok.sent == [envs[1]["event_id"], envs[2]["event_id"]]
 
 
+def test_many_documents_are_relayed_at_once_each_in_its_own_order(db):
+    per_doc = {f"ven_{i}": [event("venues.venue_registered", {**VENUE, "venue_id": f"ven_{i}"})
+                            for _ in range(3)] for i in range(30)}
+    for doc_id, envs in per_doc.items():
+        db.venues.insert_one(with_events({"_id": doc_id}, envs[0]))
+        db.venues.update_one({"_id": doc_id}, add_events({"$set": {"x": 1}}, *envs[1:]))
+    recorder = Recorder()
+    relay = _relay(db, recorder)
+    assert relay.relay_once() == 90
+    assert len(recorder.sent) == len(set(recorder.sent)) == 90
+    position = {event_id: n for n, event_id in enumerate(recorder.sent)}
+    for envs in per_doc.values():  # interleaved across documents, in order within each
+        assert [position[e["event_id"]] for e in envs] == \
+            sorted(position[e["event_id"]] for e in envs)
+    assert db.venues.count_documents({"outbox_pending": {"$gt": 0}}) == 0
+    assert db.venues.count_documents({"outbox_lease": {"$exists": True}}) == 0
+    assert relay.relay_once() == 0 and len(recorder.sent) == 90
+
+
+class FailsFor(Recorder):
+    """Refuses the events of one venue, as a broker error in the middle of a pass would."""
+
+    def __init__(self, venue_id):
+        super().__init__()
+        self.venue_id = venue_id
+
+    def publish(self, envelope):
+        if envelope["data"]["venue_id"] == self.venue_id:
+            raise OSError("broker went away")
+        return super().publish(envelope)
+
+
+def test_one_failing_document_leaves_the_others_marked_and_itself_pending(db):
+    for i in range(10):
+        registered = event("venues.venue_registered", {**VENUE, "venue_id": f"ven_{i}"})
+        db.venues.insert_one(with_events({"_id": f"ven_{i}"}, registered))
+    relay = _relay(db, FailsFor("ven_3"))
+    try:
+        relay.relay_once()
+        raise AssertionError("the failure should surface after the pass")
+    except OSError:
+        pass
+    assert len(relay.publisher.sent) == 9
+    stuck = db.venues.find_one({"_id": "ven_3"})
+    assert stuck["outbox_pending"] == 1 and "outbox_lease" not in stuck
+    assert db.venues.count_documents({"outbox_pending": {"$gt": 0}}) == 1
+    relay.publisher = Recorder()
+    assert relay.relay_once() == 1
+
+
 def test_a_leased_document_is_left_to_its_owner(db):
     db.venues.insert_one(with_events({"_id": "ven_1"}, event("venues.venue_registered", VENUE)))
     first, second = Recorder(), Recorder()
