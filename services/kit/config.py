@@ -47,6 +47,7 @@ class Settings:
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     rpc_timeout_s: float = 30.0
     max_workers: int = 10
+    relay_workers: int = 4
     log_level: str = "INFO"
     quorum_queues: bool = False
     write_concern_majority: bool = False
@@ -70,6 +71,7 @@ class Settings:
             retry_delays_ms=_ints(env.get("KEPU_RETRY_DELAYS_MS", "1000,5000,30000,120000")),
             rpc_timeout_s=float(env.get("KEPU_RPC_TIMEOUT_S", "30")),
             max_workers=int(env.get("KEPU_MAX_WORKERS", "10")),
+            relay_workers=int(env.get("KEPU_RELAY_WORKERS", "4")),
             log_level=env.get("KEPU_LOG_LEVEL", "INFO"),
             quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
             write_concern_majority=env.get("KEPU_WRITE_CONCERN", "") == "majority",

@@ -40,7 +40,6 @@ log = logging.getLogger("kepu.relay")
 
 LEASE_S = 15
 BATCH = 100
-WORKERS = int(os.environ.get("KEPU_RELAY_WORKERS", "4"))  # documents relayed at once
 
 
 class Publisher:
@@ -126,7 +125,7 @@ class Relay:
         self._sources_at = 0.0
         self.stopping = threading.Event()
         self.fault = os.environ.get("KEPU_RELAY_FAULT", "")
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="relay")
+        self._pool = ThreadPoolExecutor(settings.relay_workers, thread_name_prefix="relay")
 
     # -- finding work -------------------------------------------------------------------
     def sources(self) -> list[Collection]:
@@ -191,9 +190,6 @@ class Relay:
                 return sent
             waiting = coll.find({PENDING_FIELD: {"$gt": 0}}, {"_id": 1}).limit(BATCH)
             ids = [d["_id"] for d in waiting]
-            if len(ids) <= 1:
-                sent += sum(self.relay_document(coll, doc_id) for doc_id in ids)
-                continue
             futures = [self._pool.submit(self._relay_unless_stopping, coll, doc_id)
                        for doc_id in ids]
             wait(futures)  # every document marked or released before the next pass
