@@ -8,7 +8,10 @@ workers = int(os.environ.get("KEPU_GATEWAY_WORKERS", "2"))
 threads = int(os.environ.get("KEPU_GATEWAY_THREADS", "16"))
 timeout = 60
 graceful_timeout = 15
-keepalive = 5
+# Idle keep-alive connections are closed after this many seconds. It must outlast the idle
+# timeout of whatever sits in front (ingress-nginx and most load balancers: 60 s), or a client
+# can send on a connection at the instant the gateway closes it and lose the request.
+keepalive = int(os.environ.get("KEPU_GATEWAY_KEEPALIVE", "75"))
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("KEPU_LOG_LEVEL", "info").lower()

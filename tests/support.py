@@ -27,17 +27,29 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: floa
 
 
 class Client:
-    """requests, with a bearer token and the gateway's base URL."""
+    """requests, with a bearer token and the gateway's base URL.
+
+    Like a browser, it drops pooled connections it has left idle for a while, well before the
+    gateway's keep-alive runs out: a request sent on a connection the server is closing at that
+    very moment is lost ("Remote end closed connection without response")."""
+
+    IDLE_S = 20.0
 
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url
         self.session = requests.Session()
+        self.last_used = time.monotonic()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 60)
-        return self.session.request(method, self.url + path, **kwargs)
+        if time.monotonic() - self.last_used > self.IDLE_S:
+            self.session.close()  # the pool is rebuilt on the next request
+        try:
+            return self.session.request(method, self.url + path, **kwargs)
+        finally:
+            self.last_used = time.monotonic()
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
