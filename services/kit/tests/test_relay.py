@@ -124,6 +124,33 @@ def test_a_leased_document_is_left_to_its_owner(db):
     assert b.relay_once() == 1
 
 
+class SlowBroker(Recorder):
+    """Each confirm takes `seconds` of the relay's (stand-in) clock."""
+
+    def __init__(self, clock, seconds):
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def publish(self, envelope):
+        self.clock[0] += self.seconds
+        return super().publish(envelope)
+
+
+def test_a_relay_stops_before_its_lease_runs_out_and_leaves_the_rest_in_order(db):
+    envs = [event("venues.venue_registered", VENUE) for _ in range(4)]
+    db.venues.insert_one(with_events({"_id": "ven_1"}, *envs))
+    now = [0.0]
+    slow = SlowBroker(now, seconds=6)  # two confirms outlast LEASE_S - LEASE_MARGIN_S
+    relay = _relay(db, slow)
+    relay.monotonic = lambda: now[0]
+    assert relay.relay_once() == 2
+    doc = db.venues.find_one({"_id": "ven_1"})
+    assert doc["outbox_pending"] == 2 and "outbox_lease" not in doc
+    slow.seconds = 0
+    assert relay.relay_once() == 2
+    assert slow.sent == [e["event_id"] for e in envs]
+
+
 def test_relay_finds_outbox_collections_by_their_index(mongo_url):
     client = pymongo.MongoClient(mongo_url, tz_aware=True)
     try:
