@@ -1,6 +1,9 @@
 """gunicorn settings for the gateway; every value can be overridden from the environment."""
 
 import os
+from typing import Any
+
+from services.gateway.limits import closes_connection
 
 bind = os.environ.get("KEPU_GATEWAY_BIND", "127.0.0.1:8080")
 worker_class = "gthread"
@@ -15,3 +18,9 @@ keepalive = int(os.environ.get("KEPU_GATEWAY_KEEPALIVE", "75"))
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("KEPU_LOG_LEVEL", "info").lower()
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Answer `Connection: close` where the gateway may leave a body unread (see limits)."""
+    if closes_connection(req.headers):
+        req.must_close = True

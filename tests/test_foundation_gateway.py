@@ -47,9 +47,15 @@ def test_malformed_json_is_400(api):
 
 def test_body_over_the_limit_is_413(api):
     big = b'{"name": "' + b"x" * (2 << 20) + b'"}'
-    response = api.admin.post("/v1/schools", data=big,
-                              headers={"Content-Type": "application/json"})
-    problem(response, 413)
+    client = api.as_("admin")
+    for _ in range(3):
+        response = client.post("/v1/schools", data=big,
+                               headers={"Content-Type": "application/json"})
+        problem(response, 413)
+        # the unread body spoils the connection: the gateway says so, and the client's next
+        # request goes out on a fresh one instead of being lost
+        assert response.headers["Connection"] == "close"
+        problem(client.post("/v1/schools", json={}), 422)
 
 
 def test_validation_names_each_field(api):

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway import health
 from services.gateway.idempotency import IdempotencyKeys, Stored, fingerprint
+from services.gateway.limits import DEFAULT_MAX_BODY
 from services.gateway.openapi import build_spec
 from services.gateway.problems import (
     PROBLEM_JSON,
@@ -35,7 +36,6 @@ from services.kit.rpc_client import RpcClient
 
 log = logging.getLogger("kepu.gateway")
 
-DEFAULT_MAX_BODY = 1 << 20
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
