@@ -58,6 +58,17 @@ def test_body_over_the_limit_is_413(api):
         problem(client.post("/v1/schools", json={}), 422)
 
 
+def test_a_refused_upload_does_not_cost_the_next_request(api):
+    """A 200 KiB body refused unread (wrong role) leaves the client a usable connection."""
+    school = api.as_("school", "sch_someone")
+    for _ in range(3):
+        response = school.post("/v1/schools", data=b"[" + b"0," * (100 << 10) + b"0]",
+                               headers={"Content-Type": "application/json"})
+        problem(response, 403)
+        assert response.headers["Connection"] == "close"
+        problem(school.post("/v1/schools", json={}), 403)
+
+
 def test_validation_names_each_field(api):
     body = problem(api.admin.post("/v1/schools", json={**SCHOOL, "students": 0,
                                                         "location": {"lat": 100, "lon": 0}}), 422)

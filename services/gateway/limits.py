@@ -1,11 +1,13 @@
 """How big a request body the gateway takes, and which requests end their connection.
 
-A body refused as too large is left unread on the socket. gunicorn drains at most 64 KiB of
-it before giving up on the connection, yet it has already answered `Connection: keep-alive`,
-so a client that reuses the connection loses its next request ("remote end closed
-connection without response"). A request whose body is declared over the default limit, or
-whose length is unknown (chunked), is therefore answered with `Connection: close`: its
-client opens a fresh connection, one handshake after a large upload.
+A body the gateway answers without reading — refused as too large, or refused before it is
+read (no token, wrong role, unknown route) — is left on the socket. gunicorn drains at most
+64 KiB of it before giving up on the connection, yet it has already answered
+`Connection: keep-alive`, so a client that reuses the connection loses its next request
+("remote end closed connection without response"). A request whose body is declared over
+what the server drains, or whose length is unknown (chunked), is therefore answered with
+`Connection: close`: its client opens a fresh connection — one handshake after an upload,
+while claims and other JSON requests (a few hundred bytes) keep theirs.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 DEFAULT_MAX_BODY = 1 << 20
+SERVER_DRAINS = 64 << 10  # gunicorn's _DRAIN_MAX_BYTES (http/parser.py)
 
 
-def closes_connection(headers: Iterable[tuple[str, str]], limit: int = DEFAULT_MAX_BODY) -> bool:
+def closes_connection(headers: Iterable[tuple[str, str]], drains: int = SERVER_DRAINS) -> bool:
     """True when the connection should close after answering a request with these headers."""
     for name, value in headers:
         name = name.upper()
@@ -23,7 +26,7 @@ def closes_connection(headers: Iterable[tuple[str, str]], limit: int = DEFAULT_M
             return True
         if name == "CONTENT-LENGTH":
             try:
-                return int(value) > limit
+                return int(value) > drains
             except ValueError:
                 return True
     return False
