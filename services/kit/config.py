@@ -46,7 +46,7 @@ class Settings:
     jwt_secret: str = field(default="", repr=False)
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     rpc_timeout_s: float = 30.0
-    max_workers: int = 10
+    max_workers: int | None = None  # unset: each service's own number, else 10
     relay_workers: int = 4
     log_level: str = "INFO"
     quorum_queues: bool = False
@@ -70,7 +70,7 @@ class Settings:
             jwt_secret=env.get("KEPU_JWT_SECRET") or _jwt_secret(),
             retry_delays_ms=_ints(env.get("KEPU_RETRY_DELAYS_MS", "1000,5000,30000,120000")),
             rpc_timeout_s=float(env.get("KEPU_RPC_TIMEOUT_S", "30")),
-            max_workers=int(env.get("KEPU_MAX_WORKERS", "10")),
+            max_workers=int(env["KEPU_MAX_WORKERS"]) if env.get("KEPU_MAX_WORKERS") else None,
             relay_workers=int(env.get("KEPU_RELAY_WORKERS", "4")),
             log_level=env.get("KEPU_LOG_LEVEL", "INFO"),
             quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
@@ -81,6 +81,7 @@ class Settings:
         return {
             "AMQP_URI": self.amqp_url,
             "max_workers": self.max_workers,
+            "SERVICE_CONTAINER_CLS": "services.kit.container.Container",
             "serializer": "json",
             "HEARTBEAT": 30,
         }

@@ -57,6 +57,9 @@ class Postbox(DependencyProvider):
 
 class NotificationsService(Health):
     name = "notifications"
+    # Its workers mostly wait on SMTP and providers: at 10 the confirmation queue backed up in
+    # a claim burst while the database had room (docs/performance.md).
+    max_workers = 24
     store = Store(NotificationsRepository)
     postbox = Postbox()
     log_context = LogContext()
