@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help deps broker run up down test lint bench faults deploy-check clean
+.PHONY: help deps broker run up down test lint bench faults fuzz deploy-check manifests clean
 
 help:
-	@echo "make run | up | down | test | lint | bench | faults | deploy-check"
+	@echo "make run | up | down | test | lint | bench | faults | fuzz | deploy-check | manifests"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,16 @@ test: deps broker deploy-check
 deploy-check: deps
 	$(PY) -m deploy.check
 
+# Regenerate the per-service deployment files from services/kit/services.py.
+manifests: deps
+	$(PY) -m deploy.manifests
+
 bench: deps broker
 	$(PY) -m bench.run
+
+# The long fuzz run (make test runs a short one): schemathesis over /v1/openapi.json.
+fuzz: deps broker
+	$(PY) -m tests.fuzz --examples 200
 
 faults: deps broker
 	$(PY) -m pytest -m faults tests/test_faults.py

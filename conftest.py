@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pika
+import pymongo
+import pymongo.database
 import pytest
 
 from deploy import broker as broker_admin
 from deploy.stack import ROOT, Stack, free_port, stack_env, wait_port
 from services.kit import broker
+from services.kit import services as registry
 from services.kit.rpc_client import RpcClient
 from tests.sinks import Sinks
 from tests.support import Api
@@ -70,6 +73,16 @@ def mongo_url(tmp_root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture()
+def db(mongo_url: str) -> Iterator[pymongo.database.Database]:
+    """A fresh database on the test run's nx-27017, dropped afterwards (unit tests)."""
+    client = pymongo.MongoClient(mongo_url, tz_aware=True)
+    name = f"unit_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    client.drop_database(name)
+    client.close()
 
 
 def _stale_vhosts() -> list[str]:
@@ -164,7 +177,7 @@ def _bind_tap(amqp_url: str) -> dict:
     try:
         channel = connection.channel()
         channel.queue_declare("kepu.test.tap", durable=True)  # outlives dropped connections
-        for producer in ("venues", "booking", "notifications", "funding"):
+        for producer in registry.producers():
             broker.declare_events_exchange(channel, producer)
             channel.queue_bind("kepu.test.tap", broker.events_exchange(producer),
                                routing_key="#")

@@ -37,9 +37,15 @@ sys.path.insert(0, str(ROOT))
 from deploy import broker as broker_admin  # noqa: E402
 from deploy.stack import Stack, free_port, stack_env  # noqa: E402
 from services.kit import auth  # noqa: E402
+from services.kit.actor import Actor, actor_key, sign  # noqa: E402
 from services.kit.rpc_client import RpcClient  # noqa: E402
 
-ADMIN = {"sub": "bench", "role": "admin", "org": None}
+BENCH_ADMIN = Actor(sub="bench", role="admin")
+
+
+def admin() -> dict[str, Any]:
+    """The bench's admin, signed as the gateway would sign it (services verify actors)."""
+    return sign(BENCH_ADMIN, actor_key(os.environ["KEPU_JWT_SECRET"]))
 CENTRE = (31.2304, 121.4737)  # People's Square, Shanghai
 CATEGORIES = ("science", "moral", "tutoring", "sports", "arts", "labour", "tradition",
               "innovation")
@@ -92,7 +98,7 @@ def seed(rpc: RpcClient, sessions: int, venues: int, rng: random.Random) -> dict
             "name": f"Bench venue {i}", "kind": "science_museum",
             "district": f"district-{i % 8}", "address": f"{i} Bench Road",
             "location": {"lat": CENTRE[0] + rng.uniform(-0.5, 0.5),
-                         "lon": CENTRE[1] + rng.uniform(-0.6, 0.6)}}))
+                         "lon": CENTRE[1] + rng.uniform(-0.6, 0.6)}}, actor=admin()))
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     left, series, began = sessions, 0, time.perf_counter()
     while left > 0:
@@ -108,7 +114,7 @@ def seed(rpc: RpcClient, sessions: int, venues: int, rng: random.Random) -> dict
             "capacity": rng.randint(20, 300), "price_fen": rng.choice((0, 0, 0, 2000)),
             "repeat": {"weekly": {"weekdays": [1, 2, 3, 4, 5, 6, 7],
                                   "until": (local_day + timedelta(days=count - 1)).isoformat()}},
-        }, actor=ADMIN, timeout=120)
+        }, actor=admin(), timeout=120)
         left -= len(answer["sessions"])
         series += 1
     return {"venues": made, "seconds": time.perf_counter() - began, "series": series,
@@ -141,7 +147,7 @@ def bench_holds(rpc: RpcClient, venue_id: str, holds: int, concurrency: int,
     ids = [rpc.venues.publish_session(venue_id, {
         "title": "Hold bench", "category": "science", "audience": "students", "grades": [1, 9],
         "starts_at": when.isoformat(), "ends_at": (when + timedelta(hours=2)).isoformat(),
-        "capacity": 10_000, "price_fen": 0}, actor=ADMIN)["session_id"] for _ in range(sessions)]
+        "capacity": 10_000, "price_fen": 0}, actor=admin())["session_id"] for _ in range(sessions)]
     run = uuid.uuid4().hex[:6]
     latencies: list[float] = []
 
@@ -231,6 +237,7 @@ def main() -> int:
     rng = random.Random(2026)
     stack = running_stack(args.stack_env) if args.stack_env else private_stack()
     with stack as env:
+        os.environ["KEPU_JWT_SECRET"] = env["KEPU_JWT_SECRET"]
         rpc = RpcClient(env["AMQP_URL"], timeout=60)
         try:
             print(f"seeding {args.sessions} sessions ...", flush=True)

@@ -29,6 +29,9 @@ from referencing import Registry, Resource
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from deploy import manifests as generated
+from services.kit import services as registry
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -72,11 +75,10 @@ def _assigned(path: Path, name: str) -> Any:
     raise LookupError(f"{path}: no {name} = ...")
 
 
-@cache
 def processes() -> frozenset[str]:
-    """Every long-running process a deployment must run: each service, the relay, the gateway."""
-    services = _assigned(ROOT / "services/kit/runner.py", "SERVICES")
-    return frozenset({*services, "relay", "gateway"})
+    """Every long-running process a deployment must run: each registered service
+    (services/kit/services.py), the relay, the gateway."""
+    return frozenset({*registry.names(), "relay", "gateway"})
 
 
 def _runtime_sources() -> Iterator[Path]:
@@ -224,9 +226,9 @@ def _operator_secrets(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     return secrets
 
 
-def _container_env(where: str, container: dict[str, Any], config_maps: dict[str, dict],
-                   secrets: dict[str, set[str]]) -> tuple[dict[str, str | None], Problems]:
-    """The settings a container gets (value where known), and what is wrong with them."""
+def _env_from(where: str, container: dict[str, Any], config_maps: dict[str, dict],
+              secrets: dict[str, set[str]]) -> tuple[dict[str, str | None], Problems]:
+    """What envFrom gives a container: ConfigMaps with values, Secrets with keys only."""
     env: dict[str, str | None] = {}
     problems: Problems = []
     for source in container.get("envFrom", []):
@@ -240,25 +242,39 @@ def _container_env(where: str, container: dict[str, Any], config_maps: dict[str,
             if name not in secrets:
                 problems.append(f"{where}: envFrom Secret {name!r}: nothing creates it")
             env.update({key: None for key in secrets.get(name, ())})
-    helpers = set()
+    return env, problems
+
+
+def _env_var_problems(where: str, var: dict[str, Any], config_maps: dict[str, dict],
+                      secrets: dict[str, set[str]]) -> Problems:
+    """A secretKeyRef or configMapKeyRef that names a key nobody creates."""
+    problems = []
+    key_ref = var.get("valueFrom", {}).get("secretKeyRef")
+    if key_ref and key_ref["key"] not in secrets.get(key_ref["name"], ()):
+        problems.append(f"{where}: env {var['name']}: no Secret {key_ref['name']!r} "
+                        f"with key {key_ref['key']!r} is created")
+    key_ref = var.get("valueFrom", {}).get("configMapKeyRef")
+    if key_ref and key_ref["key"] not in config_maps.get(key_ref["name"], {}):
+        problems.append(f"{where}: env {var['name']}: no ConfigMap {key_ref['name']!r} "
+                        f"with key {key_ref['key']!r}")
+    return problems
+
+
+def _container_env(where: str, container: dict[str, Any], config_maps: dict[str, dict],
+                   secrets: dict[str, set[str]]) -> tuple[dict[str, str | None], Problems]:
+    """The settings a container gets (value where known), and what is wrong with them."""
+    env, problems = _env_from(where, container, config_maps, secrets)
+    helpers = set()  # variables only used to build others, e.g. $(RABBITMQ_PASSWORD)
     for var in container.get("env", []):
         value = var.get("value")
         for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", value or ""):
             helpers.add(ref)
             if ref not in env:
                 problems.append(f"{where}: env {var['name']} uses $({ref}) before it is set")
-        key_ref = var.get("valueFrom", {}).get("secretKeyRef")
-        if key_ref and key_ref["key"] not in secrets.get(key_ref["name"], ()):
-            problems.append(f"{where}: env {var['name']}: no Secret {key_ref['name']!r} "
-                            f"with key {key_ref['key']!r} is created")
-        key_ref = var.get("valueFrom", {}).get("configMapKeyRef")
-        if key_ref and key_ref["key"] not in config_maps.get(key_ref["name"], {}):
-            problems.append(f"{where}: env {var['name']}: no ConfigMap {key_ref['name']!r} "
-                            f"with key {key_ref['key']!r}")
+        problems += _env_var_problems(where, var, config_maps, secrets)
         env[var["name"]] = value
-    for name in env:
-        if name not in known_settings() and name not in helpers:
-            problems.append(f"{where}: {name} is no setting the code reads")
+    problems += [f"{where}: {name} is no setting the code reads" for name in env
+                 if name not in known_settings() and name not in helpers]
     return env, problems
 
 
@@ -291,107 +307,179 @@ def _pod_problems(where: str, pod: dict[str, Any]) -> Problems:
     return problems
 
 
-def check_kubernetes(docs: list[tuple[str, dict[str, Any]]]) -> Problems:
-    """Cross-object checks of the manifests (`docs`: (file, object) pairs, examples included)."""
+class Manifests:
+    """The Kubernetes objects of deploy/k8s, indexed the ways the checks look them up."""
+
+    def __init__(self, docs: list[tuple[str, dict[str, Any]]]) -> None:
+        self.by_kind: dict[str, list[dict[str, Any]]] = {}
+        for _, doc in docs:
+            self.by_kind.setdefault(doc.get("kind", ""), []).append(doc)
+        self.deployments = {d["metadata"]["name"]: d for d in self.kind("Deployment")}
+        self.config_maps = {d["metadata"]["name"]: d.get("data", {})
+                            for d in self.kind("ConfigMap")}
+        self.operators = self.kind("RabbitmqCluster") + self.kind("MongoDBCommunity")
+        self.secrets = {d["metadata"]["name"]: {*d.get("stringData", {}), *d.get("data", {})}
+                        for d in self.kind("Secret")}
+        self.secrets.update(_operator_secrets(self.operators))
+        self.scaled = {h["spec"]["scaleTargetRef"]["name"]: h
+                       for h in self.kind("HorizontalPodAutoscaler")}
+        self.pod_labels = {name: d["spec"]["template"]["metadata"].get("labels", {})
+                           for name, d in self.deployments.items()}
+        self.services = {s["metadata"]["name"]: s for s in self.kind("Service")}
+
+    def kind(self, kind: str) -> list[dict[str, Any]]:
+        return self.by_kind.get(kind, [])
+
+    def containers(self, deployment: str) -> list[dict[str, Any]]:
+        return self.deployments[deployment]["spec"]["template"]["spec"]["containers"]
+
+    def covered_by(self, kind: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The objects of `kind` (PodDisruptionBudget, NetworkPolicy) selecting these pods."""
+        return [o for o in self.kind(kind)
+                if _matches(_selector(o), labels)]
+
+
+def _selector(doc: dict[str, Any]) -> dict[str, str]:
+    spec = doc.get("spec", {})
+    selector = spec.get("podSelector", spec.get("selector", {}))
+    return selector.get("matchLabels", {})
+
+
+def _deployment_problems(m: Manifests, name: str) -> tuple[Problems, list[str]]:
+    """What is wrong with one Deployment, and which Kepu processes it runs."""
+    d = m.deployments[name]
+    where, spec = _name(d), d["spec"]
     problems: Problems = []
-    objects = [doc for _, doc in docs]
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for doc in objects:
-        by_kind.setdefault(doc.get("kind", ""), []).append(doc)
-    deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
-    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in by_kind.get("ConfigMap", [])}
-    operators = by_kind.get("RabbitmqCluster", []) + by_kind.get("MongoDBCommunity", [])
-    secrets = {d["metadata"]["name"]: {*d.get("stringData", {}), *d.get("data", {})}
-               for d in by_kind.get("Secret", [])}
-    secrets.update(_operator_secrets(operators))
-    scaled = {h["spec"]["scaleTargetRef"]["name"]: h
-              for h in by_kind.get("HorizontalPodAutoscaler", [])}
-    pod_labels = {name: d["spec"]["template"]["metadata"].get("labels", {})
-                  for name, d in deployments.items()}
+    if not _matches(spec["selector"].get("matchLabels", {}), m.pod_labels[name]):
+        problems.append(f"{where}: selector does not match the pod template's labels")
+    if name in m.scaled and "replicas" in spec:
+        problems.append(f"{where}: sets replicas although an HPA scales it (apply resets it)")
+    if name not in m.scaled and spec.get("replicas", 1) < 2:
+        problems.append(f"{where}: fewer than 2 replicas and no HPA")
+    if not m.covered_by("PodDisruptionBudget", m.pod_labels[name]):
+        problems.append(f"{where}: no PodDisruptionBudget covers its pods")
+    problems += _pod_problems(where, spec["template"]["spec"])
     ran = []
+    for c in m.containers(name):
+        if c["image"] != IMAGE:
+            problems.append(f"{where}: image {c['image']!r}; Kepu containers use {IMAGE!r} "
+                            "(the kustomization sets registry and tag)")
+        process = classify(c.get("command"))
+        if process is None:
+            problems.append(f"{where}: command {c.get('command')} runs no Kepu process")
+            continue
+        ran.append(process)
+        env, env_problems = _container_env(f"{where} container {c['name']}", c,
+                                           m.config_maps, m.secrets)
+        problems += env_problems + _settings_problems(where, env)
+    return problems, ran
 
-    for name, d in deployments.items():
-        where = _name(d)
-        spec, pod = d["spec"], d["spec"]["template"]["spec"]
-        if not _matches(spec["selector"].get("matchLabels", {}), pod_labels[name]):
-            problems.append(f"{where}: selector does not match the pod template's labels")
-        if name in scaled and "replicas" in spec:
-            problems.append(f"{where}: sets replicas although an HPA scales it (apply resets it)")
-        if name not in scaled and spec.get("replicas", 1) < 2:
-            problems.append(f"{where}: fewer than 2 replicas and no HPA")
-        if not any(_matches(p["spec"]["selector"].get("matchLabels", {}), pod_labels[name])
-                   for p in by_kind.get("PodDisruptionBudget", [])):
-            problems.append(f"{where}: no PodDisruptionBudget covers its pods")
-        problems += _pod_problems(where, pod)
-        for c in pod["containers"]:
-            if c["image"] != IMAGE:
-                problems.append(f"{where}: image {c['image']!r}; Kepu containers use {IMAGE!r} "
-                                "(the kustomization sets registry and tag)")
-            process = classify(c.get("command"))
-            if process is None:
-                problems.append(f"{where}: command {c.get('command')} runs no Kepu process")
-                continue
-            ran.append(process)
-            env, env_problems = _container_env(f"{where} container {c['name']}", c,
-                                               config_maps, secrets)
-            problems += env_problems + _settings_problems(where, env)
-    problems += _coverage("deploy/k8s", ran)
 
-    for hpa in scaled.values():
+def _hpa_problems(m: Manifests) -> Problems:
+    problems = []
+    for hpa in m.scaled.values():
         target = hpa["spec"]["scaleTargetRef"]
-        if target.get("kind") != "Deployment" or target["name"] not in deployments:
+        if target.get("kind") != "Deployment" or target["name"] not in m.deployments:
             problems.append(f"{_name(hpa)}: scales {target.get('kind')}/{target['name']}, "
                             "which is not in the manifests")
             continue
         if hpa["spec"].get("minReplicas", 1) < 2:
             problems.append(f"{_name(hpa)}: minReplicas below 2")
-        pod = deployments[target["name"]]["spec"]["template"]["spec"]
-        if any("cpu" not in c.get("resources", {}).get("requests", {}) for c in pod["containers"]):
+        if any("cpu" not in c.get("resources", {}).get("requests", {})
+               for c in m.containers(target["name"])):
             problems.append(f"{_name(hpa)}: CPU utilisation needs CPU requests on every container")
+    return problems
 
-    covered = [*pod_labels.values(), *_operator_pod_labels(operators)]
-    for pdb in by_kind.get("PodDisruptionBudget", []):
-        if not any(_matches(pdb["spec"]["selector"].get("matchLabels", {}), labels)
-                   for labels in covered):
-            problems.append(f"{_name(pdb)}: its selector matches no pods")
 
-    services = {s["metadata"]["name"]: s for s in by_kind.get("Service", [])}
-    for svc in services.values():
-        selector = svc["spec"].get("selector", {})
-        targets = [n for n, labels in pod_labels.items() if _matches(selector, labels)]
+def _pdb_problems(m: Manifests) -> Problems:
+    covered = [*m.pod_labels.values(), *_operator_pod_labels(m.operators)]
+    return [f"{_name(pdb)}: its selector matches no pods" for pdb in m.kind("PodDisruptionBudget")
+            if not any(_matches(_selector(pdb), labels) for labels in covered)]
+
+
+def _service_problems(m: Manifests) -> Problems:
+    problems = []
+    for svc in m.services.values():
+        targets = [n for n, labels in m.pod_labels.items()
+                   if _matches(svc["spec"].get("selector", {}), labels)]
         if not targets:
             problems.append(f"{_name(svc)}: its selector matches no Deployment's pods")
             continue
-        port_names = {p.get("name") for n in targets
-                      for c in deployments[n]["spec"]["template"]["spec"]["containers"]
-                      for p in c.get("ports", [])}
-        port_names |= {p["containerPort"] for n in targets
-                       for c in deployments[n]["spec"]["template"]["spec"]["containers"]
-                       for p in c.get("ports", [])}
-        for port in svc["spec"]["ports"]:
-            if port.get("targetPort", port["port"]) not in port_names:
-                problems.append(f"{_name(svc)}: targetPort {port.get('targetPort')!r} is no "
-                                "container port")
+        ports = [p for n in targets for c in m.containers(n) for p in c.get("ports", [])]
+        port_names = {p.get("name") for p in ports} | {p["containerPort"] for p in ports}
+        problems += [f"{_name(svc)}: targetPort {port.get('targetPort')!r} is no container port"
+                     for port in svc["spec"]["ports"]
+                     if port.get("targetPort", port["port"]) not in port_names]
+    return problems
 
-    for ingress in by_kind.get("Ingress", []):
+
+def _ingress_problems(m: Manifests) -> Problems:
+    problems = []
+    for ingress in m.kind("Ingress"):
         for rule in ingress["spec"].get("rules", []):
             for path in rule.get("http", {}).get("paths", []):
                 backend = path["backend"]["service"]
-                svc = services.get(backend["name"])
+                svc = m.services.get(backend["name"])
                 ports = {p.get("name") for p in svc["spec"]["ports"]} | \
                     {p["port"] for p in svc["spec"]["ports"]} if svc else set()
                 wanted = backend["port"].get("name", backend["port"].get("number"))
                 if svc is None or wanted not in ports:
                     problems.append(f"{_name(ingress)}: backend {backend['name']}:{wanted} "
                                     "is no Service port")
-    hosts = {rule.get("host") for ingress in by_kind.get("Ingress", [])
+    hosts = {rule.get("host") for ingress in m.kind("Ingress")
              for rule in ingress["spec"].get("rules", [])}
-    for name, data in config_maps.items():
+    for name, data in m.config_maps.items():
         url = data.get("KEPU_PUBLIC_URL")
         if url and hosts and urlparse(url).hostname not in hosts:
             problems.append(f"ConfigMap/{name}: KEPU_PUBLIC_URL {url} is no Ingress host; "
                             "parents' consent links would not reach the gateway")
     return problems
+
+
+def _is_default_deny(policy: dict[str, Any]) -> bool:
+    spec = policy["spec"]
+    types = set(spec.get("policyTypes", []))
+    return (spec.get("podSelector") == {} and {"Ingress", "Egress"} <= types
+            and not spec.get("ingress") and not spec.get("egress"))
+
+
+def _network_problems(m: Manifests) -> Problems:
+    """Default deny, and every pod (Kepu's and the operators') allowed only by its own policy."""
+    policies = m.kind("NetworkPolicy")
+    problems = [] if any(_is_default_deny(p) for p in policies) else \
+        ["deploy/k8s: no default-deny NetworkPolicy (podSelector {}, Ingress and Egress)"]
+    pods = {f"Deployment/{n}": labels for n, labels in m.pod_labels.items()}
+    for operator, labels in zip(m.operators, _operator_pod_labels(m.operators), strict=True):
+        pods[_name(operator)] = labels
+    for where, labels in pods.items():
+        allowing = [p for p in m.covered_by("NetworkPolicy", labels) if not _is_default_deny(p)]
+        if not allowing:
+            problems.append(f"{where}: no NetworkPolicy covers its pods")
+    for policy in policies:
+        if not _is_default_deny(policy) and not any(
+                _matches(_selector(policy), labels) for labels in pods.values()):
+            problems.append(f"{_name(policy)}: its podSelector matches no pods")
+    return problems
+
+
+def _operator_problems(m: Manifests) -> Problems:
+    return [f"{_name(d)}: MongoDB without authentication (spec.security.authentication)"
+            for d in m.kind("MongoDBCommunity")
+            if not d["spec"].get("security", {}).get("authentication", {}).get("modes")]
+
+
+def check_kubernetes(docs: list[tuple[str, dict[str, Any]]]) -> Problems:
+    """Cross-object checks of the manifests (`docs`: (file, object) pairs, examples included)."""
+    m = Manifests(docs)
+    problems: Problems = []
+    ran: list[str] = []
+    for name in m.deployments:
+        found, processes_run = _deployment_problems(m, name)
+        problems += found
+        ran += processes_run
+    problems += _coverage("deploy/k8s", ran)
+    return (problems + _hpa_problems(m) + _pdb_problems(m) + _service_problems(m)
+            + _ingress_problems(m) + _network_problems(m) + _operator_problems(m))
 
 
 def check_kustomization(path: Path = K8S / "kustomization.yaml") -> Problems:
@@ -446,6 +534,40 @@ def check_compose(doc: dict[str, Any]) -> Problems:
     return problems + _coverage(where, ran)
 
 
+_DEFAULTED = re.compile(r"\$\{(\w*(?:PASSWORD|PASS|SECRET|TOKEN|KEY)\w*):?-")
+_SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|_KEY$")
+
+
+def check_compose_secrets(text: str | None = None, doc: dict[str, Any] | None = None) -> Problems:
+    """No credential has a default or a literal value; MongoDB runs with authentication."""
+    text = COMPOSE.read_text() if text is None else text
+    doc = yaml.safe_load(text) if doc is None else doc
+    where = _rel(COMPOSE)
+    problems = [f"{where}: {name} has a default value; make it required (${{{name}:?...}})"
+                for name in sorted(set(_DEFAULTED.findall(text)))]
+    services = doc.get("services", {})
+    for name, svc in services.items():
+        env = svc.get("environment", {})
+        env = env if isinstance(env, dict) else {}
+        for key, value in env.items():
+            if _SECRET_NAME.search(key) and value is not None \
+                    and not str(value).startswith("${"):
+                problems.append(f"{where}: service {name}: {key} is a literal credential")
+        url = urlparse(re.sub(r"\$\{[^}]*\}", "x", str(env.get("MONGO_URL", ""))))
+        if "MONGO_URL" in env and not (url.username and url.password):
+            problems.append(f"{where}: service {name}: MONGO_URL has no credentials")
+    mongo = next((s for s in services.values() if str(s.get("image", "")).startswith("mongo:")),
+                 None)
+    if mongo is not None:
+        env = mongo.get("environment", {})
+        command = json.dumps([mongo.get("entrypoint"), mongo.get("command")])
+        if not isinstance(env, dict) or "MONGO_INITDB_ROOT_PASSWORD" not in env \
+                or "--keyFile" not in command:
+            problems.append(f"{where}: MongoDB runs without authentication (needs "
+                            "MONGO_INITDB_ROOT_PASSWORD and a --keyFile for the replica set)")
+    return problems
+
+
 # -- the image --------------------------------------------------------------------------------
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
@@ -481,14 +603,8 @@ def context_includes(rel: str, patterns: list[str]) -> bool:
     return included
 
 
-def check_image(dockerfile: str | None = None, dockerignore: str | None = None) -> Problems:
-    dockerfile = DOCKERFILE.read_text() if dockerfile is None else dockerfile
-    dockerignore = DOCKERIGNORE.read_text() if dockerignore is None else dockerignore
-    where = "Dockerfile"
-    steps = dockerfile_instructions(dockerfile)
-    patterns = [line.strip() for line in dockerignore.splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
-    problems: Problems = []
+def _build_args(steps: list[tuple[str, str]]) -> dict[str, str]:
+    """ARG defaults declared before the first FROM (usable in FROM lines)."""
     args = {}
     for word, rest in steps:
         if word == "FROM":
@@ -496,40 +612,72 @@ def check_image(dockerfile: str | None = None, dockerignore: str | None = None) 
         if word == "ARG" and "=" in rest:
             key, _, value = rest.partition("=")
             args[key] = value
+    return args
+
+
+def _copy_problems(rest: str, patterns: list[str]) -> Problems:
+    """A COPY whose sources the .dockerignore leaves out of the build context."""
+    problems = []
+    for source in rest.split()[:-1]:
+        if source.startswith("--"):
+            continue
+        found = [p for p in ROOT.glob(source.rstrip("/")) if p.exists()]
+        files = [f for p in found for f in ([p] if p.is_file() else p.rglob("*"))]
+        if not any(context_includes(str(f.relative_to(ROOT)), patterns) for f in files):
+            problems.append(f"Dockerfile: COPY {source}: nothing in the build context")
+    return problems
+
+
+def _stage_problems(steps: list[tuple[str, str]], patterns: list[str]) -> Problems:
+    """Pinned bases, a multi-stage build, a non-root final stage, COPY sources present."""
+    args = _build_args(steps)
+    problems: Problems = []
     stages: list[str] = []
     user = None
     for word, rest in steps:
         if word == "FROM":
             tokens = rest.split()
-            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), tokens[0])
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)),
+                           tokens[0])
             if image not in stages and not _PINNED.search(image):
-                problems.append(f"{where}: base image {image!r} is not pinned to an exact "
+                problems.append(f"Dockerfile: base image {image!r} is not pinned to an exact "
                                 "version or digest")
             stages.append(tokens[2] if len(tokens) > 2 and tokens[1].upper() == "AS" else image)
             user = None
         elif word == "USER":
             user = rest.split(":")[0]
         elif word == "COPY" and "--from=" not in rest:
-            for source in rest.split()[:-1]:
-                if source.startswith("--"):
-                    continue
-                found = [p for p in ROOT.glob(source.rstrip("/")) if p.exists()]
-                files = [f for p in found for f in ([p] if p.is_file() else p.rglob("*"))]
-                if not any(context_includes(str(f.relative_to(ROOT)), patterns) for f in files):
-                    problems.append(f"{where}: COPY {source}: nothing in the build context")
+            problems += _copy_problems(rest, patterns)
     if len(stages) < 2:
-        problems.append(f"{where}: expected a multi-stage build")
+        problems.append("Dockerfile: expected a multi-stage build")
     if user in (None, "root", "0"):
-        problems.append(f"{where}: the final stage runs as root (add USER)")
+        problems.append("Dockerfile: the final stage runs as root (add USER)")
+    return problems
+
+
+def _context_problems(patterns: list[str]) -> Problems:
+    """The build context holds what the commands need, and no tests or secrets."""
+    problems = []
     for needed in ("services/kit/runner.py", "services/kit/relay.py", "services/kit/cli.py",
-                   "services/gateway/wsgi.py", "deploy/gunicorn.conf.py", "requirements.txt"):
+                   "services/kit/services.py", "services/gateway/wsgi.py",
+                   "deploy/gunicorn.conf.py", "requirements.txt"):
         if not context_includes(needed, patterns):
             problems.append(f".dockerignore: excludes {needed}, which the image needs")
     for unwanted in ("tests/support.py", "services/kit/tests/conftest.py", ".venv/bin/python",
                      "var/jwt.secret", ".git/HEAD", "deploy/.env"):
         if context_includes(unwanted, patterns):
             problems.append(f".dockerignore: lets {unwanted} into the build context")
-    return problems + _dev_only_problems(dockerfile)
+    return problems
+
+
+def check_image(dockerfile: str | None = None, dockerignore: str | None = None) -> Problems:
+    dockerfile = DOCKERFILE.read_text() if dockerfile is None else dockerfile
+    dockerignore = DOCKERIGNORE.read_text() if dockerignore is None else dockerignore
+    patterns = [line.strip() for line in dockerignore.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    steps = dockerfile_instructions(dockerfile)
+    return (_stage_problems(steps, patterns) + _context_problems(patterns)
+            + _dev_only_problems(dockerfile))
 
 
 def _dev_only_problems(dockerfile: str) -> Problems:
@@ -561,6 +709,69 @@ def _imports(path: Path, mtime: float) -> tuple[str, ...]:
     return tuple(names)
 
 
+# -- the one list of services ------------------------------------------------------------
+GATEWAY_HEALTH = ROOT / "services/gateway/health.py"
+
+
+def _gateway_health_services(path: Path | None = None) -> set[str] | None:
+    """The services the gateway's readiness check pings: None when it reads the registry,
+    else the names it spells out."""
+    tree = ast.parse((path or GATEWAY_HEALTH).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (
+                node.module == "services.kit.services"
+                or (node.module == "services.kit" and any(a.name == "services"
+                                                          for a in node.names))):
+            return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
+    return names
+
+
+def _stack_problems(name: str) -> Problems:
+    from deploy import stack
+
+    env = {"KEPU_LOCAL_MONGO": "1", "KEPU_MONGO_PORT": "1", "KEPU_MONGO_DIR": "/nonexistent"}
+    if name not in stack.stack_processes_for(env):
+        return [f"service {name}: the development stack (deploy/stack.py) does not run it"]
+    if stack.command(name, env)[1:] != ["-m", "services.kit.runner", name]:
+        return [f"service {name}: the development stack starts it otherwise than the runner"]
+    return []
+
+
+def check_registration(docs: list[tuple[str, dict[str, Any]]],
+                       compose: dict[str, Any]) -> Problems:
+    """Every registered service has its manifests, network policy, health checks and stack
+    entry, and the generated files match the registry."""
+    m = Manifests(docs)
+    runs = {classify(c.get("command")): name for name in m.deployments
+            for c in m.containers(name)}
+    composed = {classify(svc.get("command")): svc for svc in compose.get("services", {}).values()}
+    health = _gateway_health_services()
+    problems = [f"{_rel(p)} is out of date with services/kit/services.py: run `make manifests`"
+                for p in generated.stale()]
+    for name in registry.names():
+        at = f"service {name}"
+        deployment = runs.get(name)
+        if deployment is None:
+            problems.append(f"{at}: no Kubernetes Deployment runs it (run `make manifests`)")
+        else:
+            labels = m.pod_labels[deployment]
+            for kind in ("PodDisruptionBudget", "NetworkPolicy"):
+                if not m.covered_by(kind, labels):
+                    problems.append(f"{at}: no {kind} covers its pods")
+        if name not in composed:
+            problems.append(f"{at}: no Compose service runs it")
+        elif "healthcheck" not in composed[name]:
+            problems.append(f"{at}: its Compose service has no healthcheck")
+        if health is not None and name not in health:
+            problems.append(f"{at}: the gateway's health check does not ping it")
+        problems += _stack_problems(name)
+    return problems
+
+
 # -- documentation ----------------------------------------------------------------------------
 def check_readme(text: str | None = None) -> Problems:
     text = README.read_text() if text is None and README.exists() else (text or "")
@@ -585,6 +796,7 @@ def check() -> Problems:
             problems += validate_kubernetes(f"{_rel(path)}#{i} {_name(doc)}", doc)
             docs.append((_rel(path), doc))
     problems += check_kustomization() + check_kubernetes(docs)
+    problems += check_compose_secrets() + check_registration(docs, compose)
     return problems + check_image() + check_readme()
 
 

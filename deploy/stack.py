@@ -1,11 +1,15 @@
 """The local stack: MongoDB stand-in, every service, the outbox relay and the gateway.
 
-    python -m deploy.stack run    # foreground under honcho; Ctrl-C stops everything
+    python -m deploy.stack run    # foreground (deploy/supervisor.py); Ctrl-C stops everything
     python -m deploy.stack up     # the same in the background; returns once /healthz is ok
-    python -m deploy.stack down   # stops what `up` started, and only that
+    python -m deploy.stack down   # stops what `up` or `run` started, and only that
 
-`Stack` is the same set of processes for tests and benchmarks, each one startable,
-killable and restartable on its own.
+The services are those registered in services/kit/services.py. `Stack` is the same set of
+processes for tests and benchmarks, each one startable, killable and restartable on its own.
+
+Everything the stack writes under var/ is private to its owner (directories 0700, files
+0600), and no file gets a token: the welcome line with demo tokens goes to the terminal of
+`make run` only.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from typing import Any
 
 import requests
 
+from deploy.private import open_private, private_dir, write_private
+from deploy.procs import Tracked, group_members
+from services.kit import services as registry
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("KEPU_VAR_DIR", ROOT / "var"))
-SERVICES = ("venues", "booking", "notifications", "funding")
-PROCESSES = ("mongo", *SERVICES, "relay", "gateway")
 PASS_THROUGH = ("SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "SMS_WEBHOOK_URL", "WECHAT_WEBHOOK_URL")
 
 
@@ -61,7 +67,7 @@ def command(name: str, env: dict[str, str]) -> list[str]:
     if name == "mongo":
         return [py, "-m", "services.kit.mongo_server", "--host", "127.0.0.1",
                 "-p", env["KEPU_MONGO_PORT"], "--data-dir", env["KEPU_MONGO_DIR"]]
-    if name in SERVICES:
+    if name in registry.SERVICES:
         return [py, "-m", "services.kit.runner", name]
     if name == "relay":
         return [py, "-m", "services.kit.relay"]
@@ -116,10 +122,9 @@ def wait_healthy(url: str, timeout: float = 90.0) -> dict[str, Any]:
 
 
 def stack_processes_for(env: dict[str, str]) -> list[str]:
-    """The processes of a stack: all services, or those KEPU_SERVICES names."""
-    wanted = env.get("KEPU_SERVICES", ",".join(SERVICES)).split(",")
-    return [p for p in PROCESSES
-            if (p not in SERVICES or p in wanted) and (p != "mongo" or env.get("KEPU_LOCAL_MONGO"))]
+    """The processes of a stack, in start order: all services, or those KEPU_SERVICES names."""
+    mongo = ["mongo"] if env.get("KEPU_LOCAL_MONGO") else []
+    return [*mongo, *registry.selected(env), "relay", "gateway"]
 
 
 class Stack:
@@ -130,7 +135,7 @@ class Stack:
         self.log_dir = log_dir
         self.names = stack_processes_for(env)
         self.procs: dict[str, subprocess.Popen] = {}
-        log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(log_dir)
 
     @property
     def url(self) -> str:
@@ -142,7 +147,7 @@ class Stack:
         key = instance or name
         if key in self.procs and self.procs[key].poll() is None:
             raise RuntimeError(f"{key} is already running")
-        log = open(self.log_dir / f"{key.replace(':', '_')}.log", "ab")  # noqa: SIM115
+        log = open_private(self.log_dir / f"{key.replace(':', '_')}.log")
         proc = subprocess.Popen(command(name, self.env), cwd=ROOT,
                                 env={**self.env, **(extra_env or {})},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -197,128 +202,131 @@ class Stack:
 
 
 # -- foreground and background ------------------------------------------------------------
-def run(demo: bool = True) -> int:
-    from honcho.manager import Manager
-
-    env = stack_env()
-    VAR.mkdir(parents=True, exist_ok=True)
-    manager = Manager()
-    for name in stack_processes_for(env):
-        manager.add_process(name, " ".join(_quote(a) for a in command(name, env)), env=env,
-                            cwd=str(ROOT))
-    welcome = [sys.executable, "-m", "deploy.demo", "--url", env["KEPU_URL"]]
-    if not demo:
-        welcome.append("--no-data")
-    manager.add_process("welcome", " ".join(_quote(a) for a in welcome), env=env, cwd=str(ROOT))
-    (VAR / "stack.json").write_text(json.dumps({k: env[k] for k in (
-        "KEPU_URL", "AMQP_URL", "MONGO_URL", "KEPU_STACK_ID")}))
-    manager.loop()
-    return manager.returncode or 0
+PID_FILE, ENV_FILE, INFO_FILE = "stack.pids", "stack.env", "stack.json"
 
 
-def _quote(arg: str) -> str:
-    import shlex
+def run(demo: bool = True, tokens: bool = True, var: Path = VAR) -> int:
+    """The stack in the foreground until Ctrl-C (or SIGTERM from `down`)."""
+    from deploy.supervisor import Supervisor
 
-    return shlex.quote(arg)
-
-
-def _alive(pid: int) -> bool:
+    private_dir(var)
+    env = stack_env(var=var)
+    supervisor = Supervisor(env, ROOT, var / "log", var / PID_FILE)
+    supervisor.install_signals()
     try:
-        os.kill(pid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+        for name in stack_processes_for(env):
+            ready = (lambda: not port_free(int(env["KEPU_MONGO_PORT"]))) \
+                if name == "mongo" else None
+            supervisor.start(name, command(name, env), ready=ready)
+        welcome = [sys.executable, "-m", "deploy.demo", "--url", env["KEPU_URL"]]
+        welcome += [] if demo else ["--no-data"]
+        welcome += ["--tokens"] if tokens else []
+        supervisor.start("welcome", welcome, log=False, oneshot=True)  # terminal only
+        write_private(var / INFO_FILE, json.dumps({k: env[k] for k in (
+            "KEPU_URL", "AMQP_URL", "MONGO_URL", "KEPU_STACK_ID")}))
+        reason = supervisor.loop()
+        supervisor.say("stack", f"stopping ({reason})")
+    finally:
+        supervisor.close()
+        (var / INFO_FILE).unlink(missing_ok=True)
+    return 0
 
 
-def up(timeout: float = 120.0) -> int:
-    pid_file, env_file = VAR / "stack.pid", VAR / "stack.env"
-    VAR.mkdir(parents=True, exist_ok=True)
-    if pid_file.exists() and _alive(int(pid_file.read_text())) and env_file.exists():
-        print(f"the stack is already up (pid {pid_file.read_text().strip()}); see {env_file}")
+def _read_pids(var: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((var / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _supervisor(var: Path) -> Tracked | None:
+    """The running supervisor of the stack in `var`, if its pid file names a live one."""
+    pids = _read_pids(var)
+    if not pids:
+        return None
+    tracked = Tracked("supervisor", *pids["supervisor"])
+    return tracked if tracked.alive() else None
+
+
+def up(timeout: float = 120.0, var: Path = VAR) -> int:
+    """The stack in the background: returns once /healthz is ok. Its output goes to
+    var/log/stack.log (0600), which never holds a token (the welcome line prints none)."""
+    env_file = var / ENV_FILE
+    private_dir(var)
+    running = _supervisor(var)
+    if running is not None and env_file.exists():
+        print(f"the stack is already up (pid {running.pid}); see {env_file}")
         return 0
-    (VAR / "log").mkdir(exist_ok=True)
-    log = open(VAR / "log" / "stack.log", "ab")  # noqa: SIM115
-    stale = VAR / "stack.json"
-    stale.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.stack", "run"], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    pid_file.write_text(str(proc.pid))
+    info_file = var / INFO_FILE
+    info_file.unlink(missing_ok=True)
+    with open_private(var / "log" / "stack.log") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "deploy.stack", "run", "--no-tokens"],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "KEPU_VAR_DIR": str(var)})
     deadline = time.monotonic() + timeout
-    while not stale.exists():
+    while not info_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            print(f"the stack did not start; see {VAR / 'log' / 'stack.log'}", file=sys.stderr)
-            down()
+            print(f"the stack did not start; see {var / 'log' / 'stack.log'}", file=sys.stderr)
+            down(var)
             return 1
         time.sleep(0.1)
-    info = json.loads(stale.read_text())
+    info = json.loads(info_file.read_text())
     try:
         wait_healthy(info["KEPU_URL"], max(5.0, deadline - time.monotonic()))
     except TimeoutError as exc:
-        print(f"{exc}\nsee {VAR / 'log' / 'stack.log'}", file=sys.stderr)
-        down()
+        print(f"{exc}\nsee {var / 'log' / 'stack.log'}", file=sys.stderr)
+        down(var)
         return 1
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in info.items()))
-    print(f"Kepu is up at {info['KEPU_URL']} (pid {proc.pid}); settings in {env_file}")
+    write_private(env_file, "".join(f"{k}={v}\n" for k, v in info.items()))
+    print(f"Kepu is up at {info['KEPU_URL']} (pid {proc.pid}); settings in {env_file}\n"
+          "a bearer token: .venv/bin/python -m services.kit.cli token --role admin")
     return 0
 
 
-def down() -> int:
-    pid_file = VAR / "stack.pid"
-    if not pid_file.exists():
-        print("the stack is not up")
-        return 0
-    pid = int(pid_file.read_text())
-    stack_id = ""
-    if (VAR / "stack.json").exists():
-        stack_id = json.loads((VAR / "stack.json").read_text()).get("KEPU_STACK_ID", "")
-    if _alive(pid):
-        os.killpg(pid, signal.SIGTERM)  # honcho stops its children in turn
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.2)
-        if _group_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    for leftover in pids_of_stack(stack_id):  # only if honcho itself could not stop them
-        try:
-            os.kill(leftover, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for name in ("stack.pid", "stack.env", "stack.json"):
-        (VAR / name).unlink(missing_ok=True)
-    print("the stack is down")
-    return 0
-
-
-def pids_of_stack(stack_id: str) -> list[int]:
-    """Processes started by the stack with this id (they carry KEPU_STACK_ID in their env)."""
-    if not stack_id:
+def stack_members(var: Path = VAR) -> list[Tracked]:
+    """The stack's processes: the supervisor and the children its pid file records (each
+    only while its start time still matches), and the rest of the supervisor's process
+    group when it leads one (`up` starts it in a session of its own)."""
+    pids = _read_pids(var)
+    if not pids:
         return []
-    marker = f"KEPU_STACK_ID={stack_id}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    supervisor = Tracked("supervisor", *pids["supervisor"])
+    members = [supervisor] + [Tracked(name, pid, started)
+                              for name, (pid, started) in pids.get("children", {}).items()]
+    if supervisor.alive() and pids.get("pgid") == supervisor.pid:
+        known = {m.pid for m in members}
+        members += [m for m in group_members(supervisor.pid, supervisor.started)
+                    if m.pid not in known]
+    return [m for m in members if m.alive()]
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+def down(var: Path = VAR, timeout: float = 40.0) -> int:
+    """Stop the stack in `var`: SIGTERM its supervisor (which stops its children in turn),
+    then SIGKILL whatever of the stack's own processes is left. Nothing else is touched:
+    not a shell that sourced var/stack.env, not a process that reuses a recorded pid."""
+    members = stack_members(var)
+    if not members:
+        print("the stack is not up")
+    else:
+        supervisor = next((m for m in members if m.name == "supervisor"), None)
+        for member in [supervisor] if supervisor else members:
+            member.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(m.alive() for m in members) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for member in members:
+            member.signal(signal.SIGKILL)
+        print("the stack is down")
+    for name in (PID_FILE, ENV_FILE, INFO_FILE):
+        (var / name).unlink(missing_ok=True)
+    return 0
 
 
 def main() -> int:
     action = sys.argv[1] if len(sys.argv) > 1 else ""
     if action == "run":
-        return run(demo="--no-demo" not in sys.argv)
+        return run(demo="--no-demo" not in sys.argv, tokens="--no-tokens" not in sys.argv)
     if action == "up":
         return up()
     if action == "down":

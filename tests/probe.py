@@ -12,6 +12,7 @@ from typing import Any
 
 from nameko.rpc import rpc
 
+import services.contracts  # noqa: F401 - registers the event types it consumes
 from services.kit.context import LogContext
 from services.kit.events import subscribe
 from services.kit.health import Health

@@ -4,7 +4,9 @@
 thread) and `sinks.env()` gives the settings that point the notifications service at them.
 The HTTP receiver takes the SMS and WeChat webhooks on two paths and can be told to fail
 for one recipient: `sinks.http.fail(recipient, times=2)` (then succeed) or `times=None`
-(always). Tests select what they got by recipient, so they can share one running stack.
+(always); `refuse(recipient)` answers 400 with the number echoed the way some providers do
+(`+86 138 1234 5678`), which the service must not store or log as is. Tests select what
+they got by recipient, so they can share one running stack.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class HttpSink:
     port: int = field(default_factory=free_port)
     received: list[Hook] = field(default_factory=list)
     failures: dict[str, int | None] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -122,6 +125,10 @@ class HttpSink:
 
     def _answer(self, recipient: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            if recipient in self.refused:
+                echoed = (f"+86 {recipient[:3]} {recipient[3:7]} {recipient[7:]}"
+                          if recipient.isdigit() else recipient)
+                return 400, {"error": f"no such subscriber: {echoed}"}
             if recipient in self.failures:
                 left = self.failures[recipient]
                 if left is None or left > 0:
@@ -134,6 +141,11 @@ class HttpSink:
         """Answer 503 for `recipient` `times` times (None: always), then accept."""
         with self.lock:
             self.failures[recipient] = times
+
+    def refuse(self, recipient: str) -> None:
+        """Answer 400 for `recipient`, echoing it (spaced, with +86) in the error."""
+        with self.lock:
+            self.refused.add(recipient)
 
     def to(self, recipient: str, path: str | None = None) -> list[Hook]:
         with self.lock:

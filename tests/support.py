@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+import services.contracts  # noqa: F401 - registers every event type tests build (kit.outbox)
 from services.kit import auth
 
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pymongo
 import pytest
 
 from deploy.stack import ROOT
 from services.contracts.terms import SHANGHAI
+from services.kit.actor import Actor, actor_key, sign
 from tests.booking_helpers import School, Venue, group, iso
 from tests.support import problem, wait_for
 
@@ -167,3 +169,74 @@ def test_an_expired_tutor_cannot_be_booked(api, venue):
     body = problem(school.client.post("/v1/tutor-visits", json={
         "tutor_id": tutor["tutor_id"], "date": "2020-03-01", "hours": 20, "students": 0}), 422)
     assert {"hours", "students"} <= set(body["errors"])
+
+
+def signed_school(school_id):
+    """A school actor as the gateway would sign it (RPC called directly, as a retry would)."""
+    return sign(Actor(sub=f"t-{school_id}", role="school", org=school_id),
+                actor_key(os.environ["KEPU_JWT_SECRET"]))
+
+
+def test_request_keys_bind_per_kind_and_a_retried_visit_is_the_same(api, rpc, venue):
+    s1, s2 = venue.publish(capacity=70), venue.publish(capacity=70)
+    school = School(api)
+    key = uuid.uuid4().hex
+    claim = rpc.booking.create_claim(signed_school(school.id), {
+        "session_id": s1["session_id"], "groups": [group("一班")]}, key)
+    batch = rpc.booking.create_batch(signed_school(school.id), {
+        "groups": [group("二班")], "session_ids": [s2["session_id"]],
+        "mode": "best_effort"}, key)
+    assert claim["claim_id"].startswith("clm_") and batch["batch_id"].startswith("bat_")
+    assert [a["session_id"] for a in batch["assignments"]] == [s2["session_id"]]
+    tutor = venue.client.post(f"/v1/venues/{venue.id}/tutors", json={
+        "name": "赵老师", "level": "senior", "subjects": ["physics"],
+        "certified_until": "2030-12-31"}).json()
+    body = {"tutor_id": tutor["tutor_id"], "date": datetime.now(SHANGHAI).date().isoformat(),
+            "hours": 2, "students": 40}
+    first = rpc.booking.book_tutor_visit(signed_school(school.id), body, key)
+    again = rpc.booking.book_tutor_visit(signed_school(school.id), body, key)
+    assert first["visit_id"] == again["visit_id"]
+    wait_for(lambda: rpc.booking.get_tutor_visit(signed_school(school.id), first["visit_id"])[
+        "venue_name"] == venue.venue["name"], timeout=20,
+        message="the visit shows its venue from booking's directory")
+
+
+def test_an_extended_window_allocates_at_its_new_close(stack, api, venue):
+    old_close = datetime.now(UTC) + timedelta(seconds=8)
+    session = venue.publish(capacity=100, claim_policy="window",
+                            window_closes_at=old_close.isoformat().replace("+00:00", "Z"))
+    sid = session["session_id"]
+    early, late = School(api, name="早到小学"), School(api, name="晚到小学")
+    first = early.claim(sid, group("一班")).json()
+    assert first["status"] == "pending"
+    moved = venue.client.patch(f"/v1/sessions/{sid}",
+                               json={"window_closes_at": iso(timedelta(seconds=30))})
+    assert moved.status_code == 200, moved.text
+    wait_for(lambda: datetime.now(UTC) > old_close + timedelta(seconds=3), timeout=30,
+             message="the old window close has passed")
+    second = late.claim(sid, group("一班")).json()
+    assert second["status"] == "pending"  # the window is still open: no allocation ran
+
+    def settled():
+        got = [s.client.get(f"/v1/claims/{c['claim_id']}").json()["status"]
+               for s, c in ((early, first), (late, second))]
+        return "pending" not in got and got
+
+    assert wait_for(settled, timeout=60, message="allocation at the new close") == [
+        "confirmed", "confirmed"]
+
+
+def test_a_renamed_venue_shows_on_its_tutor_visits(api):
+    own = Venue(api, name="上海自然博物馆 visits")
+    tutor = own.client.post(f"/v1/venues/{own.id}/tutors", json={
+        "name": "钱老师", "level": "junior", "subjects": ["biology"],
+        "certified_until": "2030-12-31"}).json()
+    school = School(api)
+    visit = school.client.post("/v1/tutor-visits", json={
+        "tutor_id": tutor["tutor_id"], "date": datetime.now(SHANGHAI).date().isoformat(),
+        "hours": 1, "students": 20}).json()
+    renamed = own.client.patch(f"/v1/venues/{own.id}", json={"name": "上海自然博物馆(静安)"})
+    assert renamed.status_code == 200, renamed.text
+    wait_for(lambda: school.client.get(f"/v1/tutor-visits/{visit['visit_id']}").json()[
+        "venue_name"] == "上海自然博物馆(静安)", timeout=20,
+        message="booking heard venues.venue_updated")

@@ -172,3 +172,89 @@ def test_every_setting_the_code_reads_must_be_documented():
 
 def test_kustomization_lists_every_manifest():
     assert check.check_kustomization() == []
+
+
+def test_a_registered_service_without_its_deployment_pieces_is_reported(monkeypatch):
+    # The one registration line, and nothing else yet: the check names each missing piece.
+    from services.kit import services as registry
+
+    monkeypatch.setitem(registry.SERVICES, "reviews", "services.reviews.service:ReviewsService")
+    docs, compose = k8s_docs(), COMPOSE
+    problems = check.check_kubernetes(docs) + check.check_registration(docs, compose)
+    assert has(problems, "no container runs 'reviews'")
+    assert has(problems, "service reviews", "no Kubernetes Deployment")
+    assert has(problems, "service reviews", "no Compose service")
+    assert has(problems, "deploy/k8s/services.yaml", "out of date", "make manifests")
+    assert has(problems, "deploy/k8s/network.yaml", "out of date")
+    assert has(problems, "deploy/docker-compose.yml", "out of date")
+    assert not has(problems, "service reviews", "development stack")  # the stack reads the list
+
+
+def test_generated_manifests_give_a_new_service_every_piece(monkeypatch):
+    from deploy import manifests
+    from services.kit import services as registry
+
+    monkeypatch.setitem(registry.SERVICES, "reviews", "services.reviews.service:ReviewsService")
+    files = manifests.rendered()
+    docs = [(str(path), doc) for path in check.manifests()
+            if path.name not in ("kustomization.yaml", "services.yaml", "network.yaml")
+            for doc in check.load_documents(path)]
+    for path in (manifests.K8S / "services.yaml", manifests.K8S / "network.yaml"):
+        docs += [(str(path), d) for d in yaml.safe_load_all(files[path]) if d]
+    compose = yaml.safe_load(files[manifests.COMPOSE])
+    problems = check.check_kubernetes(docs) + check.check_registration(docs, compose)
+    assert not has(problems, "reviews"), problems
+    assert find(docs, "NetworkPolicy", "kepu-reviews")
+    assert check.check_compose(compose) == []
+
+
+def test_a_service_the_stack_or_health_check_leaves_out_is_reported(monkeypatch, tmp_path):
+    from deploy import stack
+
+    monkeypatch.setattr(stack, "stack_processes_for", lambda env: ["relay", "gateway"])
+    health = tmp_path / "health.py"
+    health.write_text('SERVICES = ("venues", "booking", "notifications")\n')
+    monkeypatch.setattr(check, "GATEWAY_HEALTH", health)
+    problems = check.check_registration(k8s_docs(), COMPOSE)
+    assert has(problems, "service funding", "development stack")
+    assert has(problems, "service funding", "health check")
+
+
+def test_no_password_has_a_default_and_mongodb_authenticates():
+    text = check.COMPOSE.read_text()
+    assert check.check_compose_secrets(text) == []
+    defaulted = text.replace("${RABBITMQ_PASSWORD:?set it in deploy/.env}",
+                             "${RABBITMQ_PASSWORD:-kepu-dev}")
+    assert has(check.check_compose_secrets(defaulted), "RABBITMQ_PASSWORD", "default")
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["mongo"]["environment"].pop("MONGO_INITDB_ROOT_PASSWORD")
+    broken["services"]["booking"]["environment"] = {
+        **broken["services"]["booking"]["environment"],
+        "MONGO_URL": "mongodb://mongo:27017/?replicaSet=rs0"}
+    broken["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] = "kepu-dev"
+    problems = check.check_compose_secrets(text, broken)
+    assert has(problems, "MongoDB runs without authentication")
+    assert has(problems, "booking", "MONGO_URL has no credentials")
+    assert has(problems, "rabbitmq", "RABBITMQ_DEFAULT_PASS", "literal")
+
+
+def test_every_pod_is_covered_by_a_network_policy_under_a_default_deny():
+    docs = copy.deepcopy(k8s_docs())
+    assert find(docs, "NetworkPolicy", "default-deny")
+    gateway = find(docs, "NetworkPolicy", "kepu-gateway")
+    assert gateway["spec"]["ingress"][0]["from"][0]["namespaceSelector"]
+    venues = find(docs, "NetworkPolicy", "kepu-venues")
+    assert venues["spec"]["ingress"] == []
+    without = [(f, d) for f, d in docs if not (d["kind"] == "NetworkPolicy" and d["metadata"][
+        "name"] in ("kepu-funding", "default-deny", "kepu-mongo"))]
+    problems = check.check_kubernetes(without)
+    assert has(problems, "Deployment/kepu-funding", "no NetworkPolicy")
+    assert has(problems, "MongoDBCommunity/kepu-mongo", "no NetworkPolicy")
+    assert has(problems, "no default-deny NetworkPolicy")
+
+
+def test_gateway_probes_split_liveness_from_readiness():
+    container = find(k8s_docs(), "Deployment", "kepu-gateway")["spec"]["template"]["spec"][
+        "containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -114,3 +114,16 @@ def test_healthz_reports_broker_database_and_services(api):
 def test_request_id_is_echoed(api):
     response = api.anonymous.get("/healthz", headers={"X-Request-Id": "trace-12345678"})
     assert response.headers["X-Request-Id"] == "trace-12345678"
+
+
+def test_livez_and_readyz(api):
+    live = api.anonymous.get("/livez")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = api.anonymous.get("/readyz").json()
+    assert ready["status"] == "ok" and set(ready["services"]) >= {"venues", "booking"}
+
+
+def test_deeply_nested_json_is_400(api):
+    response = api.admin.post("/v1/schools", data=b"[" * 50_000 + b"]" * 50_000,
+                              headers={"Content-Type": "application/json"})
+    assert "nested too deeply" in problem(response, 400)["detail"]

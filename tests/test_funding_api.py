@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import uuid
 from datetime import date
@@ -17,7 +18,9 @@ import pytest
 from openpyxl import load_workbook
 
 from services.gateway.routes import all_routes
+from services.kit.actor import Actor, actor_key, sign
 from services.kit.config import Settings
+from services.kit.errors import Conflict, Forbidden
 from services.kit.outbox import event
 from services.kit.relay import Publisher
 from tests.support import problem, wait_for
@@ -95,9 +98,9 @@ def test_a_non_finance_role_gets_403_on_every_funding_route(api):
         for role, client in callers.items():
             response = client.request(r.method, path, json={})
             assert response.status_code == 403, (role, r.method, path, response.text)
-    # a finance token without a district may not act either
+    # a finance token without a district may not act either (the service's actor check)
     lost = api.as_("finance").get("/v1/funding/budgets?term=2026-autumn")
-    assert problem(lost, 403)["code"] == "no-district"
+    assert problem(lost, 403)["code"] == "actor-no-org"
 
 
 def test_replaying_tutor_visit_confirmed_posts_once(maker, district, publisher, funding_db):
@@ -226,3 +229,48 @@ def test_payouts_maker_checker_reconciliation_and_exports(maker, checker, distri
     assert maker.get(f"/v1/funding/statements/{stm}/xlsx").status_code == 200
     other = checker.get(f"/v1/funding/payout-runs/{run_id}")
     assert other.status_code == 200
+
+
+def signed(district, sub):
+    """The actor as the gateway sends it: funding verifies the signature before anything."""
+    return sign(Actor(sub=sub, role="finance", org=district),
+                actor_key(os.environ["KEPU_JWT_SECRET"]))
+
+
+def test_a_retry_after_a_gateway_timeout_creates_no_second_card_or_run(
+        maker, checker, district, publisher, rpc):
+    """The gateway forgets a key whose call failed, so the retry reaches funding again."""
+    actor = signed(district, "maker-rpc")
+    card = {"effective_from": "2026-09-01", "rates": {"senior": 10_000}}
+    first = rpc.funding.create_rate_card(actor, card, "card-key")
+    assert rpc.funding.create_rate_card(actor, card, "card-key") == first
+    with pytest.raises(Conflict):  # another request for the same day is refused
+        rpc.funding.create_rate_card(actor, card, "another-key")
+    fund = {"term": TERM, "source": "fiscal_subsidy", "amount_fen": 100_000, "memo": "m"}
+    assert rpc.funding.fund_budget(actor, fund, "fund-key") == \
+        rpc.funding.fund_budget(actor, fund, "fund-key")
+    data = visit(district, "tut_r", 1)
+    confirm(publisher, data)
+    accrued(maker, data["visit_id"])
+    assert checker.post("/v1/funding/accruals/approve", json={"term": TERM}).json()["count"] == 1
+    run = rpc.funding.create_payout_run(actor, {"term": TERM}, "run-key")
+    again = rpc.funding.create_payout_run(actor, {"term": TERM}, "run-key")
+    assert again["run_id"] == run["run_id"] and again["total_fen"] == 10_000
+    assert [r["run_id"] for r in maker.get("/v1/funding/payout-runs").json()["items"]] == [
+        run["run_id"]]
+    budgets = maker.get(f"/v1/funding/budgets?term={TERM}").json()["items"]
+    assert next(b for b in budgets if b["source"] == "fiscal_subsidy")["funded_fen"] == 100_000
+    with pytest.raises(Forbidden):  # an actor the gateway did not sign is refused
+        rpc.funding.create_rate_card({"sub": "x", "role": "finance", "org": district}, card)
+
+
+def test_a_statement_amount_of_thousands_of_digits_is_a_422_naming_the_cell(maker):
+    for cell in ("9" * 5_000, "NaN", "inf", "1e400"):
+        for column in ("amount", "amount_fen"):
+            bad = maker.post("/v1/funding/statements",
+                             data=f"reference,{column}\nKP1,{cell}\n".encode(),
+                             headers={"Content-Type": "text/csv"})
+            body = problem(bad, 422)
+            assert set(body["errors"]) == {"line 1.amount"}
+            assert body["errors"]["line 1.amount"][0].startswith(f"column 2 ('{column}')")
+            assert len(bad.content) < 1_000  # the cell is never echoed in full

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
+from services.kit.errors import Forbidden
 from tests.support import problem, wait_for
-from tests.venues_helpers import Staff, VenueEvents, draft, iso
+from tests.venues_helpers import Staff, VenueEvents, draft, iso, signed
 
 pytestmark = pytest.mark.stack
 
@@ -54,6 +55,32 @@ def test_a_repeated_idempotency_key_publishes_once(staff):
     assert [s["title"] for s in staff.sessions()].count(body["title"]) == 1
 
 
+def test_the_service_binds_the_key_so_a_retry_the_gateway_forgot_creates_nothing(staff, rpc):
+    """The gateway passes the Idempotency-Key on; the venues service answers a retry of it
+    (as after a gateway timeout, which the gateway does not remember) with the first record."""
+    key = uuid.uuid4().hex
+    body = draft(title=f"Forgotten {key[:6]}")
+    first = staff.client.post(f"/v1/venues/{staff.id}/sessions", json=body,
+                              headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    retried = rpc.venues.publish_session(staff.id, body, actor=signed("venue", staff.id),
+                                         request_key=key)
+    assert retried["session_id"] == first.json()["session_id"]
+    assert [s["title"] for s in staff.sessions()].count(body["title"]) == 1
+    weekly = draft(title=f"Series {key[:6]}", starts_at=iso(days=3), ends_at=iso(days=3, hours=1),
+                   repeat={"weekly": {"weekdays": [1, 3, 5], "until": iso(days=20)[:10]}})
+    made = staff.client.post(f"/v1/venues/{staff.id}/sessions", json=weekly,
+                             headers={"Idempotency-Key": key + "-series"})
+    assert made.status_code == 201, made.text
+    again = rpc.venues.publish_session(staff.id, weekly, actor=signed("venue", staff.id),
+                                       request_key=key + "-series")
+    assert again["series_id"] == made.json()["series_id"]
+    assert [s["session_id"] for s in again["sessions"]] == \
+        [s["session_id"] for s in made.json()["sessions"]]
+    assert [s["title"] for s in staff.sessions()].count(weekly["title"]) == \
+        len(again["sessions"])
+
+
 RULES = [  # (what is sent, the field the answer must name)
     ({"ends_at": iso(days=9)}, "ends_at"),
     ({"starts_at": iso(hours=-1), "ends_at": iso(hours=1)}, "starts_at"),
@@ -72,6 +99,11 @@ RULES = [  # (what is sent, the field the answer must name)
     ({"title": ""}, "title"),
     ({"repeat": {"dates": ["2020-01-01"]}}, "repeat.dates.0"),
     ({"repeat": {"weekly": {"weekdays": [8], "until": "2030-01-01"}}}, "repeat.weekly.weekdays.0"),
+    # hardening #16.5: absurd years were a 500 (a short-year stamp that would not parse)
+    ({"starts_at": "0500-06-05T22:21:49.692300+00:00"}, "starts_at"),
+    ({"ends_at": "0271-06-05T22:21:49.692300+00:00"}, "ends_at"),
+    ({"starts_at": "2101-06-05T09:00:00+08:00"}, "starts_at"),
+    ({"repeat": {"dates": ["0500-06-05"]}}, "repeat.dates.0"),
 ]
 
 
@@ -188,3 +220,28 @@ def test_tutors_registered_listed_and_renewed_by_their_venue(staff, api, rpc, ev
     renewed = staff.client.patch(f"/v1/venues/{staff.id}/tutors/{tutor['tutor_id']}",
                                  json={"certified_until": "2029-06-30"})
     assert renewed.status_code == 200 and renewed.json()["certified_until"] == "2029-06-30"
+
+
+def test_venue_and_tutor_retries_bind_in_the_service_and_unsigned_callers_are_refused(
+        api, staff, rpc):
+    key = uuid.uuid4().hex
+    body = {"name": f"重试馆 {key[:6]}", "kind": "zoo", "district": "徐汇区",
+            "location": {"lat": 31.19, "lon": 121.43}, "address": "虹桥路2381号"}
+    admin = api.as_("admin", sub="admin-test")  # a venue key binds per admin: as signed()
+    made = admin.post("/v1/venues", json=body, headers={"Idempotency-Key": key})
+    assert made.status_code == 201, made.text
+    again = rpc.venues.register_venue(body, actor=signed("admin"), request_key=key)
+    assert again["venue_id"] == made.json()["venue_id"]
+    tutor = {"name": "赵老师", "level": "junior", "subjects": ["动物"],
+             "certified_until": "2027-12-31"}
+    first = staff.client.post(f"/v1/venues/{staff.id}/tutors", json=tutor,
+                              headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    retried = rpc.venues.register_tutor(staff.id, tutor, actor=signed("venue", staff.id),
+                                        request_key=key)
+    assert retried["tutor_id"] == first.json()["tutor_id"]
+    for unsigned in (None, {"sub": "x", "role": "admin", "org": None}):
+        with pytest.raises(Forbidden):
+            rpc.venues.register_venue(body, actor=unsigned)
+        with pytest.raises(Forbidden):
+            rpc.venues.publish_session(staff.id, draft(), actor=unsigned)

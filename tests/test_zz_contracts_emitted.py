@@ -13,8 +13,9 @@ from collections import Counter
 import pika
 import pytest
 
-from services.contracts.registry import EVENTS, validate_envelope
+import services.contracts  # noqa: F401 - registers every event type
 from services.kit import broker
+from services.kit.registry import EVENTS, validate_envelope
 from tests.booking_helpers import School, Venue, group
 from tests.support import wait_for
 

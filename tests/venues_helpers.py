@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
 
 from services.kit import broker
+from services.kit.actor import Actor, actor_key, sign
 
 
 def iso(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def signed(role: str, org: str | None = None) -> dict[str, Any]:
+    """An actor as the gateway sends it, for tests that call the venues RPC directly."""
+    return sign(Actor(sub=f"{role}-test", role=role, org=org),
+                actor_key(os.environ["KEPU_JWT_SECRET"]))
 
 
 def draft(**overrides: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What makes a claim acceptable for a session, and how a claim document changes.
 
-Pure functions: the claim flow (`desk.py`) calls them with a session as the venues
-service describes it (contracts.venues.SessionView).
+Pure functions: the claim flow (`claim_flow.py`) and the other jobs call them with a
+session as the venues service describes it (contracts.venues.SessionView).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.contracts.terms import term_of
-from services.kit import clock
+from services.kit import clock, pages
 from services.kit.errors import ValidationFailed
 
 ACTIVE = ("holding", "pending", "confirmed", "waitlisted")  # a claim that may hold or get seats
@@ -98,7 +98,7 @@ def new_claim(claim_id: str, school: dict[str, Any], session: dict[str, Any],
         "term": term_of(clock.parse(session["starts_at"])), "trip": trip_of(session),
         "cancel_cutoff_hours": session.get("cancel_cutoff_hours", 24),
         "created_at": at, "updated_at": at, "history": {key.split(".", 1)[1]: entry},
-        "list_key": clock.sort_key(at, claim_id),
+        "list_key": pages.sort_key(at, claim_id),
     }
     if batch_id:
         doc["batch_id"] = batch_id
@@ -118,19 +118,26 @@ def wait_key(position: int = 0) -> str:
     return f"{clock.stamp()}|{position:06d}"
 
 
-def claim_view(doc: dict[str, Any]) -> dict[str, Any]:
+def line_order(claim: dict[str, Any]) -> tuple[str, str]:
+    """Where a waitlisted claim stands in its session's line (compared in Python: a wait key
+    starts like an ISO time, which nx-27017 would compare only to the second; see
+    kit/mongo.py, "nx-27017")."""
+    return claim.get("wait_key", ""), claim["_id"]
+
+
+def place_in_line(waiting: list[dict[str, Any]], claim: dict[str, Any]) -> int:
+    """1-based position `claim` has (or would have) among a session's waitlisted claims."""
+    mine = line_order(claim)
+    return 1 + sum(1 for other in waiting
+                   if other["_id"] != claim["_id"] and line_order(other) < mine)
+
+
+def claim_view(doc: dict[str, Any], waitlist_position: int | None = None) -> dict[str, Any]:
     """A claim as the API shows it: `holding` is an instant inside the service, shown pending."""
     status = "pending" if doc["status"] == "holding" else doc["status"]
     history = [{**h, "status": "pending" if h["status"] == "holding" else h["status"]}
                for h in history_list(doc)]
     return {**doc, "status": status, "history": history,
-            "waitlist_position": doc.get("waitlist_position"),
+            "waitlist_position": waitlist_position if doc["status"] == "waitlisted" else None,
             "batch_id": doc.get("batch_id"), "split_from": doc.get("split_from"),
             "attendance": doc.get("attendance"), "reason": doc.get("reason")}
-
-
-def can_read(actor: dict[str, Any] | None, claim: dict[str, Any]) -> bool:
-    """A school reads its own claims, a venue the claims on its sessions, admins all."""
-    role, org = (actor or {}).get("role"), (actor or {}).get("org")
-    return (role == "admin" or (role == "school" and claim["school_id"] == org)
-            or (role == "venue" and claim["venue_id"] == org))

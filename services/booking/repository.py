@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.booking.claims import history_entry
-from services.kit import clock
+from services.booking.claims import history_entry, line_order
+from services.kit import clock, pages
+from services.kit.config import Settings
 from services.kit.errors import NotFound
-from services.kit.ids import new_id
+from services.kit.health import INSTANCE
 from services.kit.mongo import Repository
 from services.kit.outbox import add_events, event, with_events
+from services.kit.request_keys import RequestKeys
 
 NO_OUTBOX = {"outbox": 0}
 
@@ -25,12 +28,18 @@ NO_OUTBOX = {"outbox": 0}
 class BookingRepository(Repository):
     outbox_collections = ("schools", "claims", "allocations", "tutor_visits")
 
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(db, settings)
+        # Idempotency-Keys of claims, batches, tutor visits and schools, each kind apart.
+        self.request_keys = RequestKeys(self.db.request_keys)
+
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
         db = self.db
+        self.request_keys.ensure_indexes()
         db.schools.create_index("district")
-        db.claims.create_index([("school_id", ASCENDING), ("list_key", DESCENDING)])
-        db.claims.create_index([("venue_id", ASCENDING), ("list_key", DESCENDING)])
+        db.claims.create_index([("school_id", ASCENDING), ("list_key", ASCENDING)])
+        db.claims.create_index([("venue_id", ASCENDING), ("list_key", ASCENDING)])
         db.claims.create_index("list_key")
         db.claims.create_index([("session_id", ASCENDING), ("status", ASCENDING)])
         db.claims.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
@@ -39,15 +48,23 @@ class BookingRepository(Repository):
         db.claims.create_index("batch_id")
         db.batches.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
         db.allocations.create_index([("state", ASCENDING), ("closes_at", ASCENDING)])
-        db.tutor_visits.create_index([("school_id", ASCENDING), ("list_key", DESCENDING)])
-        db.tutor_visits.create_index([("venue_id", ASCENDING), ("list_key", DESCENDING)])
+        db.tutor_visits.create_index([("school_id", ASCENDING), ("list_key", ASCENDING)])
+        db.tutor_visits.create_index([("venue_id", ASCENDING), ("list_key", ASCENDING)])
+        db.tutor_visits.create_index([("district", ASCENDING), ("list_key", ASCENDING)])
 
     # -- schools ----------------------------------------------------------------------------
-    def register_school(self, data: dict[str, Any]) -> dict[str, Any]:
-        school = {**data, "_id": new_id("sch"), "created_at": clock.stamp()}
-        school["school_id"] = school["_id"]
-        self.db.schools.insert_one(with_events(school, event("booking.school_registered", school)))
+    def register_school(self, data: dict[str, Any], school_id: str) -> dict[str, Any]:
+        """Insert the school under `school_id`; if it exists already, answer that one."""
+        school = {**data, "_id": school_id, "school_id": school_id, "created_at": clock.stamp()}
+        try:
+            self.db.schools.insert_one(with_events(school,
+                                                   event("booking.school_registered", school)))
+        except DuplicateKeyError:
+            return self.school(school_id)
         return school
+
+    def find_school(self, school_id: str) -> dict[str, Any] | None:
+        return self.db.schools.find_one({"_id": school_id}, NO_OUTBOX)
 
     def school(self, school_id: str) -> dict[str, Any]:
         doc = self.db.schools.find_one({"_id": school_id}, NO_OUTBOX)
@@ -56,9 +73,19 @@ class BookingRepository(Repository):
         return doc
 
     def record_venue(self, venue: dict[str, Any]) -> None:
-        """Booking's copy of the venue directory, kept from `venues.venue_registered`."""
+        """Booking's copy of the venue directory, kept from `venues.venue_registered` and
+        `venues.venue_updated` (each carries the whole record)."""
         self.db.venue_directory.replace_one({"_id": venue["venue_id"]},
                                             {**venue, "_id": venue["venue_id"]}, upsert=True)
+
+    def venue(self, venue_id: str) -> dict[str, Any] | None:
+        return self.db.venue_directory.find_one({"_id": venue_id})
+
+    def venues_by_id(self, venue_ids: set[str]) -> dict[str, dict[str, Any]]:
+        if not venue_ids:
+            return {}
+        return {d["_id"]: d for d in self.db.venue_directory.find(
+            {"_id": {"$in": sorted(venue_ids)}})}
 
     def school_facts(self, school_id: str, term: str) -> dict[str, int]:
         """What allocation weighs: confirmed visits and no-shows this term."""
@@ -80,18 +107,15 @@ class BookingRepository(Repository):
     def find_claim(self, claim_id: str) -> dict[str, Any] | None:
         return self.db.claims.find_one({"_id": claim_id}, NO_OUTBOX)
 
-    def claim_for_request(self, scope: str, request_key: str) -> str | None:
-        doc = self.db.requests.find_one({"_id": f"{scope}|{request_key}"})
-        return doc["target"] if doc else None
-
-    def remember_request(self, scope: str, request_key: str, target: str) -> str:
-        """Bind a client's Idempotency-Key to what it created; an earlier binding wins."""
+    def insert_new_claim(self, doc: dict[str, Any],
+                         events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Insert a new claim; if the same id exists already, answer with that one."""
+        doc.setdefault("served_by", INSTANCE)  # which replica took it (operations, scale-out)
         try:
-            self.db.requests.insert_one({"_id": f"{scope}|{request_key}", "target": target,
-                                         "at": clock.stamp()})
-            return target
+            self.insert_claims([doc], {doc["_id"]: events} if events else None)
         except DuplicateKeyError:
-            return self.db.requests.find_one({"_id": f"{scope}|{request_key}"})["target"]
+            return self.claim(doc["_id"])
+        return doc
 
     def insert_claims(self, docs: list[dict[str, Any]],
                       events: dict[str, list[dict[str, Any]]] | None = None) -> None:
@@ -135,7 +159,7 @@ class BookingRepository(Repository):
 
     def waitlist(self, session_id: str) -> list[dict[str, Any]]:
         docs = self.claims_on_session(session_id, ("waitlisted",))
-        return sorted(docs, key=lambda d: (d.get("wait_key", ""), d["_id"]))
+        return sorted(docs, key=line_order)
 
     def stale_holding(self, older_than: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.claims.find({"status": "holding", "updated_at": {"$lt": older_than},
@@ -147,14 +171,8 @@ class BookingRepository(Repository):
 
     def list_claims(self, scope: dict[str, Any], limit: int,
                     cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        query = dict(scope)
-        if cursor:
-            query["list_key"] = {"$lt": cursor}
-        docs = list(self.db.claims.find(query, NO_OUTBOX).sort("list_key", DESCENDING)
-                    .limit(limit + 1))
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return docs, (docs[-1]["list_key"] if more and docs else None)
+        return pages.page(self.db.claims, scope, limit, cursor, NO_OUTBOX, key="list_key",
+                          newest_first=True)
 
     def reschedule_trips(self, session_id: str, starts_at: str, ends_at: str) -> int:
         return self.db.claims.update_many(
@@ -198,6 +216,15 @@ class BookingRepository(Repository):
         except DuplicateKeyError:
             pass
 
+    def move_allocation(self, session_id: str, closes_at: str, taken: bool = False) -> bool:
+        """Run a not-yet-planned allocation at `closes_at` instead; `taken`: one a sweep took
+        too early goes back to waiting. False if there is none (or it was planned)."""
+        state = "placing" if taken else "open"
+        done = self.db.allocations.update_one(
+            {"_id": session_id, "state": state, "seed": {"$exists": False}},
+            {"$set": {"state": "open", "closes_at": closes_at}, "$unset": {"lease_until": ""}})
+        return done.matched_count == 1
+
     def allocation(self, session_id: str) -> dict[str, Any] | None:
         return self.db.allocations.find_one({"_id": session_id}, NO_OUTBOX)
 
@@ -230,6 +257,9 @@ class BookingRepository(Repository):
     def insert_visit(self, visit: dict[str, Any], *events: dict[str, Any]) -> None:
         self.db.tutor_visits.insert_one(with_events(visit, *events))
 
+    def find_visit(self, visit_id: str) -> dict[str, Any] | None:
+        return self.db.tutor_visits.find_one({"_id": visit_id}, NO_OUTBOX)
+
     def visit(self, visit_id: str) -> dict[str, Any]:
         doc = self.db.tutor_visits.find_one({"_id": visit_id}, NO_OUTBOX)
         if doc is None:
@@ -248,11 +278,5 @@ class BookingRepository(Repository):
 
     def list_visits(self, scope: dict[str, Any], limit: int,
                     cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        query = dict(scope)
-        if cursor:
-            query["list_key"] = {"$lt": cursor}
-        docs = list(self.db.tutor_visits.find(query, NO_OUTBOX).sort("list_key", DESCENDING)
-                    .limit(limit + 1))
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return docs, (docs[-1]["list_key"] if more and docs else None)
+        return pages.page(self.db.tutor_visits, scope, limit, cursor, NO_OUTBOX,
+                          key="list_key", newest_first=True)

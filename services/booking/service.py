@@ -1,38 +1,40 @@
-"""The booking service's entrypoints: validate, call the desk, answer."""
+"""The booking service's entrypoints: verify the actor, call the desk, answer."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from cachetools import TTLCache
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.booking.claims import can_read, claim_view
+from services.booking.attendance import record_attendance
 from services.booking.desk import BookingDesk
 from services.booking.repository import BookingRepository
-from services.booking.visits import TutorVisits
+from services.booking.schools import readable_school, register_school
 from services.contracts.booking import (
     BatchView,
     ClaimQuery,
     ClaimView,
     School,
-    SchoolRegistration,
     TutorVisitQuery,
     TutorVisitView,
 )
+from services.kit.actor import Actors
 from services.kit.boundary import dump, load
 from services.kit.context import LogContext
-from services.kit.errors import NotFound
 from services.kit.events import subscribe
 from services.kit.health import Health
 from services.kit.mongo import Store
 from services.kit.rpc_proxy import ServiceClient
 
 
-def _page(schema: Any, docs: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
-    return {"items": [dump(schema, d) for d in docs], "next_cursor": cursor}
+def _claims(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dump(ClaimView, d) for d in docs]
+
+
+def _visits(desk: BookingDesk, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dump(TutorVisitView, d) for d in desk.visits.views(docs)]
 
 
 class BookingService(Health):
@@ -40,6 +42,7 @@ class BookingService(Health):
     store = Store(BookingRepository)
     log_context = LogContext()
     venues = ServiceClient("venues")
+    actors = Actors()
 
     # Sessions and schools read in the last second, shared by this process's workers.
     recent: TTLCache = TTLCache(maxsize=4096, ttl=1.0)
@@ -50,128 +53,126 @@ class BookingService(Health):
 
     # -- schools ----------------------------------------------------------------------------
     @rpc
-    def register_school(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return dump(School, self.store.register_school(load(SchoolRegistration, payload)))
+    def register_school(self, actor: dict[str, Any], payload: dict[str, Any],
+                        request_key: str | None = None) -> dict[str, Any]:
+        return dump(School, register_school(self.store, self.actors(actor), payload,
+                                            request_key))
 
     @rpc
-    def get_school(self, school_id: str) -> dict[str, Any]:
-        return dump(School, self.store.school(school_id))
+    def get_school(self, actor: dict[str, Any], school_id: str) -> dict[str, Any]:
+        who = self.actors(actor)
+        return dump(School, readable_school(who, self.store.school(school_id)))
 
     # -- claims -----------------------------------------------------------------------------
     @rpc
     def create_claim(self, actor: dict[str, Any], payload: dict[str, Any],
                      request_key: str | None = None) -> dict[str, Any]:
-        return dump(ClaimView, claim_view(self.desk.create_claim(actor, payload, request_key)))
+        desk = self.desk
+        claim = desk.claims.create(self.actors(actor), payload, request_key)
+        return _claims(desk.reads.views([claim]))[0]
 
     @rpc
     def get_claim(self, actor: dict[str, Any], claim_id: str) -> dict[str, Any]:
-        claim = self.store.claim(claim_id)
-        if not can_read(actor, claim):
-            raise NotFound(f"claim {claim_id} not found", code="claim-not-found")
-        return dump(ClaimView, claim_view(claim))
+        return dump(ClaimView, self.desk.reads.get(self.actors(actor), claim_id))
 
     @rpc
     def list_claims(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        q = load(ClaimQuery, query)
-        role, org = actor.get("role"), actor.get("org")
-        scope: dict[str, Any] = {}
-        if role == "school":
-            scope["school_id"] = org
-        elif role == "venue":
-            scope["venue_id"] = org
-        elif q.get("school_id"):
-            scope["school_id"] = q["school_id"]
-        for key in ("status", "session_id"):
-            if q.get(key):
-                scope[key] = q[key]
-        if scope.get("status") == "pending":
-            scope["status"] = {"$in": ["pending", "holding"]}
-        docs, cursor = self.store.list_claims(scope, q["limit"], q.get("cursor"))
-        return _page(ClaimView, [claim_view(d) for d in docs], cursor)
+        who = self.actors(actor)
+        docs, cursor = self.desk.reads.list(who, load(ClaimQuery, query))
+        return {"items": _claims(docs), "next_cursor": cursor}
 
     @rpc
     def cancel_claim(self, actor: dict[str, Any], claim_id: str,
                      payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        return dump(ClaimView, claim_view(self.desk.cancel_claim(actor, claim_id, payload)))
+        desk = self.desk
+        claim = desk.claims.cancel(self.actors(actor), claim_id, payload)
+        return _claims(desk.reads.views([claim]))[0]
 
     @rpc
     def create_batch(self, actor: dict[str, Any], payload: dict[str, Any],
                      request_key: str | None = None) -> dict[str, Any]:
         desk = self.desk
-        return dump(BatchView, desk.batch_view(desk.create_batch(actor, payload, request_key)))
+        batch = desk.batches.create(self.actors(actor), payload, request_key)
+        return dump(BatchView, desk.batches.view(batch))
 
     @rpc
     def get_batch(self, actor: dict[str, Any], batch_id: str) -> dict[str, Any]:
-        batch = self.store.batch(batch_id)
-        if actor.get("role") != "admin" and batch["school_id"] != actor.get("org"):
-            raise NotFound(f"batch {batch_id} not found", code="batch-not-found")
-        return dump(BatchView, self.desk.batch_view(batch))
+        desk = self.desk
+        return dump(BatchView, desk.batches.view(desk.reads.batch(self.actors(actor), batch_id)))
 
     @rpc
     def record_attendance(self, actor: dict[str, Any], session_id: str,
                           payload: dict[str, Any]) -> dict[str, Any]:
-        claims = self.desk.record_attendance(actor, session_id, payload)
-        return {"items": [dump(ClaimView, claim_view(c)) for c in claims]}
+        claims = record_attendance(self.store, self.actors(actor), session_id, payload)
+        return {"items": _claims(self.desk.reads.views(claims))}
 
     @rpc
     def explain_allocation(self, session_id: str) -> dict[str, Any]:
-        return self.desk.explain_allocation(session_id)
+        return self.desk.windows.explain(session_id)
 
     # -- tutor visits -----------------------------------------------------------------------
     @rpc
-    def book_tutor_visit(self, actor: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-        return self._visit(TutorVisits(self.store, self.venues).book(actor, payload))
+    def book_tutor_visit(self, actor: dict[str, Any], payload: dict[str, Any],
+                         request_key: str | None = None) -> dict[str, Any]:
+        desk = self.desk
+        return _visits(desk, [desk.visits.book(self.actors(actor), payload, request_key)])[0]
 
     @rpc
     def deliver_tutor_visit(self, actor: dict[str, Any], visit_id: str) -> dict[str, Any]:
-        return self._visit(TutorVisits(self.store, self.venues).deliver(actor, visit_id))
+        desk = self.desk
+        return _visits(desk, [desk.visits.deliver(self.actors(actor), visit_id)])[0]
 
     @rpc
     def confirm_tutor_visit(self, actor: dict[str, Any], visit_id: str) -> dict[str, Any]:
-        return self._visit(TutorVisits(self.store, self.venues).confirm(actor, visit_id))
+        desk = self.desk
+        return _visits(desk, [desk.visits.confirm(self.actors(actor), visit_id)])[0]
 
     @rpc
     def cancel_tutor_visit(self, actor: dict[str, Any], visit_id: str,
                            reason: str = "cancelled") -> dict[str, Any]:
-        return self._visit(TutorVisits(self.store, self.venues).cancel(actor, visit_id, reason))
+        desk = self.desk
+        return _visits(desk, [desk.visits.cancel(self.actors(actor), visit_id, reason)])[0]
 
     @rpc
     def get_tutor_visit(self, actor: dict[str, Any], visit_id: str) -> dict[str, Any]:
-        return self._visit(TutorVisits(self.store, self.venues).get(actor, visit_id))
+        desk = self.desk
+        return _visits(desk, [desk.visits.get(self.actors(actor), visit_id)])[0]
 
     @rpc
     def list_tutor_visits(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        docs, cursor = TutorVisits(self.store, self.venues).list(actor,
-                                                                 load(TutorVisitQuery, query))
-        return {"items": [self._visit(d) for d in docs], "next_cursor": cursor}
-
-    @staticmethod
-    def _visit(doc: dict[str, Any]) -> dict[str, Any]:
-        from services.booking.claims import history_list
-
-        return dump(TutorVisitView, {**doc, "date": date.fromisoformat(doc["date"]),
-                                     "history": history_list(doc)})
+        desk = self.desk
+        docs, cursor = desk.visits.list(self.actors(actor), load(TutorVisitQuery, query))
+        return {"items": _visits(desk, docs), "next_cursor": cursor}
 
     # -- what others tell us ----------------------------------------------------------------
     @subscribe("venues.venue_registered")
     def on_venue_registered(self, event: dict[str, Any]) -> None:
         self.store.record_venue(event["data"])
 
+    @subscribe("venues.venue_updated")
+    def on_venue_updated(self, event: dict[str, Any]) -> None:
+        self.store.record_venue(event["data"])
+
     @subscribe("venues.session_cancelled")
     def on_session_cancelled(self, event: dict[str, Any]) -> None:
-        self.desk.session_cancelled(event["data"]["session_id"], event["data"]["reason"])
+        self.desk.claims.session_cancelled(event["data"]["session_id"], event["data"]["reason"])
 
     @subscribe("venues.session_rescheduled")
     def on_session_rescheduled(self, event: dict[str, Any]) -> None:
         data = event["data"]
         self.store.reschedule_trips(data["session_id"], data["starts_at"], data["ends_at"])
 
+    @subscribe("venues.session_updated")
+    def on_session_updated(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        self.desk.windows.window_moved(data["session_id"], data.get("window_closes_at"))
+
     @subscribe("venues.capacity_changed")
     def on_capacity_changed(self, event: dict[str, Any]) -> None:
-        self.desk.promote(event["data"]["session_id"])
+        self.desk.waitlist.promote(event["data"]["session_id"])
 
     # -- timers -----------------------------------------------------------------------------
     @timer(interval=1)
     def sweep(self) -> None:
         """Allocate closed windows; finish claims and batches a crash interrupted."""
-        self.desk.sweep()
+        self.desk.recovery.sweep()

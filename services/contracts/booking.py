@@ -7,11 +7,13 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from services.contracts.common import (
     DISTRICT,
     NAME,
+    Day,
     EventData,
     Instant,
     Location,
     LocationData,
     Strict,
+    Whole,
 )
 from services.contracts.registry import event
 
@@ -24,7 +26,7 @@ class SchoolRegistration(Strict):
     location = fields.Nested(Location, required=True)
     rural = fields.Boolean(load_default=False)
     under_resourced = fields.Boolean(load_default=False)
-    students = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
+    students = Whole(required=True, validate=validate.Range(min=1, max=100_000))
 
 
 class School(Strict):
@@ -34,7 +36,7 @@ class School(Strict):
     location = fields.Nested(Location, required=True)
     rural = fields.Boolean(required=True)
     under_resourced = fields.Boolean(required=True)
-    students = fields.Integer(required=True)
+    students = Whole(required=True)
     created_at = Instant(required=True)
 
 
@@ -48,7 +50,7 @@ class SchoolRegistered(EventData):
     location = fields.Nested(LocationData, required=True)
     rural = fields.Boolean(required=True)
     under_resourced = fields.Boolean(required=True)
-    students = fields.Integer(required=True)
+    students = Whole(required=True)
 
 
 # -- claims ------------------------------------------------------------------------------
@@ -59,9 +61,9 @@ class GroupData(EventData):
     """One class on a trip: `label` matches the class roster (e.g. 五年级(2)班)."""
 
     label = fields.String(required=True)
-    grade = fields.Integer(required=True)
-    students = fields.Integer(required=True)
-    teachers = fields.Integer(required=True)
+    grade = Whole(required=True)
+    students = Whole(required=True)
+    teachers = Whole(required=True)
 
 
 class TripData(EventData):
@@ -76,7 +78,7 @@ class TripData(EventData):
     ends_at = Instant(required=True)
     timezone = fields.String(required=True)
     what_to_bring = fields.String(allow_none=True)
-    price_fen = fields.Integer(required=True)
+    price_fen = Whole(required=True)
 
 
 @event("booking.claim_confirmed", 1)
@@ -88,7 +90,7 @@ class ClaimConfirmed(EventData):
     school_name = fields.String(required=True)
     session_id = fields.String(required=True)
     groups = fields.List(fields.Nested(GroupData), required=True)
-    seats = fields.Integer(required=True)
+    seats = Whole(required=True)
     trip = fields.Nested(TripData, required=True)
 
 
@@ -99,7 +101,7 @@ class ClaimWaitlisted(EventData):
     claim_id = fields.String(required=True)
     school_id = fields.String(required=True)
     session_id = fields.String(required=True)
-    position = fields.Integer(allow_none=True)
+    position = Whole(allow_none=True)
 
 
 @event("booking.claim_cancelled", 1)
@@ -137,9 +139,9 @@ class VisitAttended(EventData):
     venue_id = fields.String(required=True)
     district = fields.String(required=True)
     term = fields.String(required=True)
-    students_booked = fields.Integer(required=True)
-    students_attended = fields.Integer(required=True)
-    teachers_attended = fields.Integer(required=True)
+    students_booked = Whole(required=True)
+    students_attended = Whole(required=True)
+    teachers_attended = Whole(required=True)
     no_show = fields.Boolean(required=True)
 
 
@@ -152,10 +154,10 @@ class TutorVisitData(EventData):
     venue_id = fields.String(required=True)
     school_id = fields.String(required=True)
     district = fields.String(required=True)
-    date = fields.Date(required=True)  # the visit day, Asia/Shanghai
+    date = Day(required=True)  # the visit day, Asia/Shanghai
     term = fields.String(required=True)
     hours = fields.Float(required=True)
-    students = fields.Integer(required=True)
+    students = Whole(required=True)
     subject = fields.String(allow_none=True)
 
 
@@ -187,9 +189,9 @@ class Group(Strict):
     """One class: a class is never split across sessions or claims."""
 
     label = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
-    students = fields.Integer(required=True, validate=validate.Range(min=1, max=200))
-    teachers = fields.Integer(required=True, validate=validate.Range(min=0, max=20))
+    grade = Whole(required=True, validate=validate.Range(min=1, max=12))
+    students = Whole(required=True, validate=validate.Range(min=1, max=200))
+    teachers = Whole(required=True, validate=validate.Range(min=0, max=20))
 
 
 def _unique_labels(groups: list[dict]) -> None:
@@ -234,10 +236,10 @@ class ClaimView(Strict):
     session_id = fields.String(required=True)
     venue_id = fields.String(required=True)
     groups = fields.List(fields.Nested(Group), required=True)
-    seats = fields.Integer(required=True)
+    seats = Whole(required=True)
     status = fields.String(required=True)
     reason = fields.String(allow_none=True)
-    waitlist_position = fields.Integer(allow_none=True)
+    waitlist_position = Whole(allow_none=True)
     batch_id = fields.String(allow_none=True)
     split_from = fields.String(allow_none=True)
     trip = fields.Dict(required=True)
@@ -272,8 +274,8 @@ class CancelRequest(Strict):
 
 class AttendanceRecord(Strict):
     claim_id = fields.String(required=True)
-    students = fields.Integer(required=True, validate=validate.Range(min=0, max=2000))
-    teachers = fields.Integer(load_default=0, validate=validate.Range(min=0, max=200))
+    students = Whole(required=True, validate=validate.Range(min=0, max=2000))
+    teachers = Whole(load_default=0, validate=validate.Range(min=0, max=200))
 
 
 class AttendanceRequest(Strict):
@@ -285,15 +287,15 @@ class ClaimQuery(Strict):
     status = fields.String(validate=validate.OneOf(CLAIM_STATUSES))
     session_id = fields.String()
     school_id = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String()
 
 
 class TutorVisitRequest(Strict):
     tutor_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    date = fields.Date(required=True)
+    date = Day(required=True)
     hours = fields.Float(required=True, validate=validate.Range(min=0.5, max=8))
-    students = fields.Integer(required=True, validate=validate.Range(min=1, max=2000))
+    students = Whole(required=True, validate=validate.Range(min=1, max=2000))
     subject = fields.String(load_default=None, allow_none=True,
                             validate=validate.Length(max=100))
 
@@ -305,11 +307,13 @@ class TutorVisitView(Strict):
     tutor_level = fields.String(required=True)
     venue_id = fields.String(required=True)
     school_id = fields.String(required=True)
-    date = fields.Date(required=True)
+    date = Day(required=True)
     term = fields.String(required=True)
     hours = fields.Float(required=True)
-    students = fields.Integer(required=True)
+    students = Whole(required=True)
     subject = fields.String(allow_none=True)
+    venue_name = fields.String(allow_none=True)  # the tutor's venue as it is called now
+    venue_district = fields.String(allow_none=True)
     status = fields.String(required=True)  # booked, delivered, confirmed, cancelled
     created_at = Instant(required=True)
     updated_at = Instant(required=True)
@@ -319,7 +323,7 @@ class TutorVisitView(Strict):
 class TutorVisitQuery(Strict):
     status = fields.String(validate=validate.OneOf(("booked", "delivered", "confirmed",
                                                     "cancelled")))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String()
 
 

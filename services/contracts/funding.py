@@ -10,7 +10,12 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from services.contracts.common import Instant, Strict
+from services.contracts.common import (
+    Day,
+    Instant,
+    Strict,
+    Whole,
+)
 from services.contracts.terms import TERM_PATTERN
 from services.contracts.venues import TUTOR_LEVELS
 
@@ -81,16 +86,16 @@ class BudgetView(Strict):
     term = fields.String(required=True)
     source = fields.String(required=True)
     account_id = fields.String(required=True)
-    balance_fen = fields.Integer(required=True)
-    funded_fen = fields.Integer(required=True)
-    transferred_fen = fields.Integer(required=True)
-    subsidies_fen = fields.Integer(required=True)
+    balance_fen = Whole(required=True)
+    funded_fen = Whole(required=True)
+    transferred_fen = Whole(required=True)
+    subsidies_fen = Whole(required=True)
 
 
 # -- ledger ---------------------------------------------------------------------------
 class EntryLine(Strict):
     account = fields.String(required=True)
-    amount_fen = fields.Integer(required=True)
+    amount_fen = Whole(required=True)
 
 
 class PostingView(Strict):
@@ -103,7 +108,7 @@ class PostingView(Strict):
     created_at = Instant(required=True)
     applied_at = Instant(allow_none=True)
     entries = fields.List(fields.Nested(EntryLine), required=True)
-    total_fen = fields.Integer(required=True)
+    total_fen = Whole(required=True)
     refusal = fields.Dict(allow_none=True)
     reverses = fields.String(allow_none=True)
     reversed_by = fields.String(allow_none=True)
@@ -114,7 +119,7 @@ class PostingView(Strict):
 class AccountQuery(Strict):
     term = fields.String(validate=TERM)
     kind = fields.String(validate=validate.OneOf(ACCOUNT_KINDS))
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
@@ -130,22 +135,22 @@ class AccountView(Strict):
     source = fields.String(allow_none=True)
     tutor_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
-    floor_fen = fields.Integer(allow_none=True)
-    balance_fen = fields.Integer(required=True)
+    floor_fen = Whole(allow_none=True)
+    balance_fen = Whole(required=True)
     at = Instant(allow_none=True)  # set when the balance is the one at a point in time
 
 
 class EntryQuery(Strict):
     until = Instant()
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
 class EntryView(Strict):
     entry_id = fields.String(required=True)
     account = fields.String(required=True)
-    amount_fen = fields.Integer(required=True)
-    balance_after_fen = fields.Integer(required=True)
+    amount_fen = Whole(required=True)
+    balance_after_fen = Whole(required=True)
     at = Instant(required=True)
     posting_id = fields.String(required=True)
     kind = fields.String(required=True)
@@ -156,14 +161,14 @@ class EntryView(Strict):
 class TrialBalanceView(Strict):
     at = Instant(allow_none=True)
     accounts = fields.List(fields.Nested(AccountView), required=True)
-    total_fen = fields.Integer(required=True)
+    total_fen = Whole(required=True)
 
 
 # -- rate cards -------------------------------------------------------------------------
 class RateCardRequest(Strict):
     """Subsidy per hour by tutor level, in force from `effective_from` until the next card."""
 
-    effective_from = fields.Date(required=True)
+    effective_from = Day(required=True)
     rates = fields.Dict(keys=fields.String(validate=validate.OneOf(TUTOR_LEVELS)),
                         values=Fen(validate=validate.Range(min=0, max=10_000_000)),
                         required=True, validate=validate.Length(min=1))
@@ -175,16 +180,16 @@ class RateCardRequest(Strict):
 
 
 class RateCardQuery(Strict):
-    on = fields.Date()  # the card in force on that day
+    on = Day()  # the card in force on that day
 
 
 class RateCardView(Strict):
     rate_card_id = fields.String(required=True)
     district = fields.String(required=True)
     effective_from = fields.String(required=True)  # YYYY-MM-DD
-    rates = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    cap_per_visit_fen = fields.Integer(allow_none=True)
-    cap_per_school_term_fen = fields.Integer(allow_none=True)
+    rates = fields.Dict(keys=fields.String(), values=Whole(), required=True)
+    cap_per_visit_fen = Whole(allow_none=True)
+    cap_per_school_term_fen = Whole(allow_none=True)
     note = fields.String(allow_none=True)
     created_by = fields.String(required=True)
     created_at = Instant(required=True)
@@ -196,7 +201,7 @@ class AccrualQuery(Strict):
     status = fields.String(validate=validate.OneOf(ACCRUAL_STATUSES))
     tutor_id = fields.String(validate=validate.Length(min=1, max=64))
     school_id = fields.String(validate=validate.Length(min=1, max=64))
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
@@ -228,15 +233,15 @@ class AccrualView(Strict):
     tutor_name = fields.String(required=True)
     tutor_level = fields.String(required=True)
     hours = fields.Float(required=True)
-    students = fields.Integer(required=True)
+    students = Whole(required=True)
     subject = fields.String(allow_none=True)
     status = fields.String(required=True)
     reason = fields.Dict(allow_none=True)  # {code, detail} when unfunded or capped
-    amount_fen = fields.Integer(allow_none=True)
-    rate_fen_per_hour = fields.Integer(allow_none=True)
+    amount_fen = Whole(allow_none=True)
+    rate_fen_per_hour = Whole(allow_none=True)
     rate_card_id = fields.String(allow_none=True)
     capped_by = fields.String(allow_none=True)
-    sources = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True)
+    sources = fields.Dict(keys=fields.String(), values=Whole(), allow_none=True)
     posting_id = fields.String(allow_none=True)
     reversal_posting_id = fields.String(allow_none=True)
     run_id = fields.String(allow_none=True)
@@ -253,7 +258,7 @@ class SelectionAnswer(Strict):
 
     done = fields.List(fields.String(), required=True)
     skipped = fields.List(fields.Dict(), required=True)
-    count = fields.Integer(required=True)
+    count = Whole(required=True)
 
 
 # -- payout runs ------------------------------------------------------------------------
@@ -265,13 +270,13 @@ class PayoutRunRequest(Strict):
 class PayoutRunQuery(Strict):
     term = fields.String(validate=TERM)
     state = fields.String(validate=validate.OneOf(RUN_STATES))
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
 class PayoutLineQuery(Strict):
     status = fields.String(validate=validate.OneOf(LINE_STATUSES))
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
@@ -282,9 +287,9 @@ class PayoutRunView(Strict):
     term = fields.String(required=True)
     state = fields.String(required=True)
     note = fields.String(allow_none=True)
-    lines = fields.Integer(required=True)
-    visits = fields.Integer(required=True)
-    total_fen = fields.Integer(required=True)
+    lines = Whole(required=True)
+    visits = Whole(required=True)
+    total_fen = Whole(required=True)
     stale = fields.Boolean(required=True)
     stale_reason = fields.String(allow_none=True)
     created_by = fields.String(required=True)
@@ -302,9 +307,9 @@ class PayoutLineView(Strict):
     term = fields.String(required=True)
     tutor_id = fields.String(required=True)
     tutor_name = fields.String(required=True)
-    amount_fen = fields.Integer(required=True)
-    visits = fields.Integer(required=True)
-    clawback_fen = fields.Integer(required=True)
+    amount_fen = Whole(required=True)
+    visits = Whole(required=True)
+    clawback_fen = Whole(required=True)
     status = fields.String(required=True)
     statement_id = fields.String(allow_none=True)
     paid_at = Instant(allow_none=True)
@@ -312,22 +317,22 @@ class PayoutLineView(Strict):
 
 # -- reconciliation ---------------------------------------------------------------------
 class StatementQuery(Strict):
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
 class FindingQuery(Strict):
     kind = fields.String(validate=validate.OneOf(FINDING_KINDS))
-    limit = fields.Integer(load_default=50, validate=LIMIT)
+    limit = Whole(load_default=50, validate=LIMIT)
     cursor = fields.String()
 
 
 class FindingView(Strict):
     kind = fields.String(required=True)
-    line = fields.Integer(allow_none=True)  # the statement line (1 = first after the header)
+    line = Whole(allow_none=True)  # the statement line (1 = first after the header)
     reference = fields.String(allow_none=True)
-    statement_amount_fen = fields.Integer(allow_none=True)
-    payout_amount_fen = fields.Integer(allow_none=True)
+    statement_amount_fen = Whole(allow_none=True)
+    payout_amount_fen = Whole(allow_none=True)
     tutor_id = fields.String(allow_none=True)
     tutor_name = fields.String(allow_none=True)
     date = fields.String(allow_none=True)
@@ -339,10 +344,10 @@ class StatementView(Strict):
     statement_id = fields.String(required=True)
     district = fields.String(required=True)
     state = fields.String(required=True)
-    lines = fields.Integer(required=True)
-    total_fen = fields.Integer(required=True)
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    matched_fen = fields.Integer(required=True)
+    lines = Whole(required=True)
+    total_fen = Whole(required=True)
+    counts = fields.Dict(keys=fields.String(), values=Whole(), required=True)
+    matched_fen = Whole(required=True)
     imported_by = fields.String(required=True)
     created_at = Instant(required=True)
     reconciled_at = Instant(allow_none=True)

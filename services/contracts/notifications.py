@@ -18,7 +18,11 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.contracts.common import Instant, Strict
+from services.contracts.common import (
+    Instant,
+    Strict,
+    Whole,
+)
 
 CHANNELS = ("email", "sms", "wechat")
 LANGUAGES = ("zh-CN", "en")
@@ -173,25 +177,25 @@ class Roster(Strict):
     school_id = fields.String(required=True)
     label = fields.String(required=True)
     pupils = fields.List(fields.Nested(PupilView), required=True)
-    pupil_count = fields.Integer(required=True)
-    guardian_count = fields.Integer(required=True)
-    version = fields.Integer(required=True)
+    pupil_count = Whole(required=True)
+    guardian_count = Whole(required=True)
+    version = Whole(required=True)
     updated_at = Instant(required=True)
-    notices_queued = fields.Integer()  # on upload: trip notices for guardians new to a trip
+    notices_queued = Whole()  # on upload: trip notices for guardians new to a trip
 
 
 class RosterSummary(Strict):
     label = fields.String(required=True)
-    pupil_count = fields.Integer(required=True)
-    guardian_count = fields.Integer(required=True)
-    version = fields.Integer(required=True)
+    pupil_count = Whole(required=True)
+    guardian_count = Whole(required=True)
+    version = Whole(required=True)
     updated_at = Instant(required=True)
 
 
 class NotificationsQuery(Strict):
     claim_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
@@ -209,7 +213,7 @@ class Message(Strict):
     channel = fields.String(allow_none=True)
     recipient = fields.String(allow_none=True)
     status = fields.String(required=True, validate=validate.OneOf(MESSAGE_STATUSES))
-    attempts = fields.Integer(required=True)
+    attempts = Whole(required=True)
     provider_id = fields.String(allow_none=True)
     error = fields.String(allow_none=True)
     due_at = Instant(allow_none=True)
@@ -235,7 +239,7 @@ class TripView(Strict):
     timezone = fields.String(required=True)
     local_time = fields.String(required=True)
     what_to_bring = fields.String(allow_none=True)
-    price_fen = fields.Integer(required=True)
+    price_fen = Whole(required=True)
 
 
 class ConsentPage(Strict):
@@ -260,15 +264,15 @@ class ConsentItem(Strict):
     answer = fields.String(allow_none=True)
     answered_at = Instant(allow_none=True)
     answered_by = fields.String(allow_none=True)
-    changes = fields.Integer(required=True)
+    changes = Whole(required=True)
     guardians = fields.List(fields.Dict(), required=True)  # {name, relation, channel, contact}
 
 
 class ConsentSummary(Strict):
-    pupils = fields.Integer(required=True)
-    yes = fields.Integer(required=True)
-    no = fields.Integer(required=True)
-    pending = fields.Integer(required=True)
+    pupils = Whole(required=True)
+    yes = Whole(required=True)
+    no = Whole(required=True)
+    pending = Whole(required=True)
 
 
 class ClaimConsents(Strict):

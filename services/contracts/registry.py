@@ -1,90 +1,18 @@
-"""Every event type with its version and payload schema.
+"""Where contracts modules register their events: the mechanism is `services.kit.registry`.
 
-A producer may only emit a registered (type, version); its data must load through the
-schema. Consumers validate the same way, so a contract break shows at the first event.
+Kept as the contracts-side name so `from services.contracts.registry import event` reads
+as before; importing the `services.contracts` package loads every event type.
 """
 
-from __future__ import annotations
+from services.kit.registry import (
+    EVENTS,
+    ContractViolation,
+    EventContract,
+    dump_data,
+    event,
+    latest_version,
+    validate_envelope,
+)
 
-from dataclasses import dataclass
-from typing import Any
-
-from marshmallow import Schema, ValidationError
-
-from services.contracts.envelope import EnvelopeSchema
-from services.kit.boundary import shared
-
-
-class ContractViolation(Exception):
-    """An event that does not match its registered contract."""
-
-
-@dataclass(frozen=True)
-class EventContract:
-    type: str
-    version: int
-    schema: type[Schema]
-    description: str = ""
-
-
-EVENTS: dict[tuple[str, int], EventContract] = {}
-
-
-def event(event_type: str, version: int = 1, description: str = ""):  # noqa: ANN201
-    """Class decorator registering a schema as the payload of (event_type, version)."""
-
-    def register(schema: type[Schema]) -> type[Schema]:
-        key = (event_type, version)
-        if key in EVENTS and EVENTS[key].schema is not schema:
-            raise ValueError(f"event {event_type} v{version} registered twice")
-        doc = description or schema.__doc__ or ""
-        EVENTS[key] = EventContract(event_type, version, schema, doc)
-        return schema
-
-    return register
-
-
-def latest_version(event_type: str) -> int:
-    versions = [v for (t, v) in EVENTS if t == event_type]
-    if not versions:
-        raise ContractViolation(f"unknown event type {event_type!r}")
-    return max(versions)
-
-
-def dump_data(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
-    """Serialise an event payload through its schema and check it loads back."""
-    contract = EVENTS.get((event_type, version))
-    if contract is None:
-        raise ContractViolation(f"unknown event {event_type} v{version}")
-    schema = shared(contract.schema)
-    try:
-        dumped = schema.dump(schema.load(schema.dump(data)))
-    except ValidationError as exc:
-        raise ContractViolation(f"{event_type} v{version}: {exc.messages}") from None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ContractViolation(f"{event_type} v{version}: {exc}") from None
-    return dumped
-
-
-def validate_envelope(envelope: Any) -> dict[str, Any]:
-    """Check an envelope and its data; returns the envelope with data loaded as dumped JSON."""
-    try:
-        env = shared(EnvelopeSchema).load(envelope)
-    except ValidationError as exc:
-        raise ContractViolation(f"bad envelope: {exc.messages}") from None
-    contract = EVENTS.get((env["type"], env["version"]))
-    if contract is None:
-        raise ContractViolation(f"unknown event {env['type']} v{env['version']}")
-    try:
-        shared(contract.schema).load(env["data"])
-    except ValidationError as exc:
-        raise ContractViolation(f"{env['type']} v{env['version']}: {exc.messages}") from None
-    return env
-
-
-def _load_all() -> None:
-    # Importing each producer's contracts module registers its events.
-    from services.contracts import booking, funding, notifications, venues  # noqa: F401
-
-
-_load_all()
+__all__ = ["EVENTS", "ContractViolation", "EventContract", "dump_data", "event",
+           "latest_version", "validate_envelope"]

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from services.contracts.common import (
     DISTRICT,
     NAME,
+    Day,
     EventData,
     Instant,
     Location,
     LocationData,
     Strict,
+    Whole,
+    time_zone,
 )
+from services.contracts.registry import event
 from services.kit import clock
 
-# Plain values come before the registry import: other contracts modules import them while
-# the registry is still loading this one (venues -> registry -> funding -> TUTOR_LEVELS).
 TUTOR_LEVELS = ("junior", "intermediate", "senior", "expert")
 
 VENUE_KINDS = (
     "science_museum", "planetarium", "zoo", "botanical_garden", "agricultural_park",
     "university", "research_institute", "youth_palace", "tech_park", "other",
 )
-
-from services.contracts.registry import event  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -39,14 +39,6 @@ class Contact(Strict):
     email = fields.Email(load_default=None, allow_none=True)
 
 
-def _zone(name: str) -> bool:
-    """An IANA time zone name, e.g. Asia/Shanghai or Asia/Urumqi."""
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError, ZoneInfoNotFoundError):
-        raise ValidationError("not a known time zone, e.g. Asia/Shanghai") from None
-    return True
-
 
 class VenueRegistration(Strict):
     """What an admin sends to register a venue."""
@@ -56,7 +48,7 @@ class VenueRegistration(Strict):
     district = fields.String(required=True, validate=DISTRICT)
     location = fields.Nested(Location, required=True)
     address = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    timezone = fields.String(load_default="Asia/Shanghai", validate=_zone)
+    timezone = fields.String(load_default="Asia/Shanghai", validate=time_zone)
     contact = fields.Nested(Contact, load_default=None, allow_none=True)
     accessibility = fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(max=1000))
@@ -86,6 +78,9 @@ class VenueRegistered(EventData):
     location = fields.Nested(LocationData, required=True)
     address = fields.String(required=True)
     timezone = fields.String(required=True)
+    # added: the record's version (0 when registered, +1 per edit), so a directory kept
+    # from these events can ignore an older update delivered late; None from older producers
+    version = Whole(load_default=None, allow_none=True)
 
 
 class VenueChange(Strict):
@@ -106,7 +101,11 @@ class VenueChange(Strict):
 
 @event("venues.venue_updated", 1)
 class VenueUpdated(VenueRegistered):
-    """A venue's staff changed its name, kind, address or location (the whole record)."""
+    """A venue's staff changed its name, kind, address or location.
+
+    The whole directory record after the edit (name, kind, district, address, location,
+    timezone, version), so a consumer replaces its copy instead of merging a change.
+    """
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -121,18 +120,100 @@ MAX_CAPACITY = 10_000
 MAX_OCCURRENCES = 200  # sessions in one series
 MAX_DURATION = timedelta(days=7)
 DEFAULT_CANCEL_CUTOFF_HOURS = 24
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # sane years for a session, a series date or a vetting
+SANE_DATE = validate.Range(min=date(FIRST_YEAR, 1, 1), max=date(LAST_YEAR, 12, 31),
+                           error=f"must be between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31")
+
+
+def _sane(stamp: str) -> bool:
+    """Whether a stamp (a four-digit year first, see kit.clock) falls in the sane years."""
+    return FIRST_YEAR <= int(stamp[:4]) <= LAST_YEAR
+
+
+class SessionTime(Instant):
+    """An Instant in a sane year (UTC), so a typo such as year 500 is a 422 naming the field.
+
+    No session is that far from now, and a year that far broke stamping and parsing
+    further on (hardening #16.5: a 500 for input).
+    """
+
+    default_error_messages = {
+        **Instant.default_error_messages,
+        "range": f"Must be a time between the years {FIRST_YEAR} and {LAST_YEAR}."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        stamp = super()._deserialize(value, attr, data, **kwargs)
+        if not _sane(stamp):
+            raise self.make_error("range")
+        return stamp
 
 
 class Supervision(Strict):
     """At least `teachers` accompanying teachers for every `per_students` students."""
 
-    teachers = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
-    per_students = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+    teachers = Whole(required=True, validate=validate.Range(min=1, max=10))
+    per_students = Whole(required=True, validate=validate.Range(min=1, max=100))
 
 
 class SupervisionData(EventData):
-    teachers = fields.Integer(required=True)
-    per_students = fields.Integer(required=True)
+    teachers = Whole(required=True)
+    per_students = Whole(required=True)
+
+
+Refusals = list[tuple[str, str]]  # (field, message)
+
+
+def _starts_in_future(values: dict[str, Any], now: datetime) -> Refusals:
+    starts = values.get("starts_at")
+    if starts is not None and starts <= clock.stamp(now):
+        return [("starts_at", "must be in the future")]
+    return []
+
+
+def _ends_after_start(values: dict[str, Any], now: datetime) -> Refusals:
+    starts, ends = values.get("starts_at"), values.get("ends_at")
+    if starts is None or ends is None:
+        return []
+    if ends <= starts:
+        return [("ends_at", "must be after starts_at")]
+    if clock.parse(ends) - clock.parse(starts) > MAX_DURATION:
+        return [("ends_at", "a session lasts at most 7 days")]
+    return []
+
+
+def _grades_in_order(values: dict[str, Any], now: datetime) -> Refusals:
+    grades = values.get("grades")
+    if grades is not None and len(grades) == 2 and grades[0] > grades[1]:
+        return [("grades", "must be [min, max] with min <= max")]
+    return []
+
+
+def _school_limit_within_capacity(values: dict[str, Any], now: datetime) -> Refusals:
+    capacity, limit = values.get("capacity"), values.get("max_seats_per_school")
+    if capacity is not None and limit is not None and limit > capacity:
+        return [("max_seats_per_school", "must not exceed capacity")]
+    return []
+
+
+def _window_fits_policy(values: dict[str, Any], now: datetime) -> Refusals:
+    """A window session needs a window that closes in the future, before the session."""
+    policy, closes = values.get("claim_policy"), values.get("window_closes_at")
+    starts = values.get("starts_at")
+    if policy == "first_come" and closes is not None:
+        return [("window_closes_at", "only applies to the window claim policy")]
+    if policy != "window":
+        return []
+    if closes is None:
+        return [("window_closes_at", "is required for the window claim policy")]
+    if starts is not None and closes >= starts:
+        return [("window_closes_at", "must be before starts_at")]
+    if closes <= clock.stamp(now):
+        return [("window_closes_at", "must be in the future")]
+    return []
+
+
+SESSION_RULES = (_starts_in_future, _ends_after_start, _grades_in_order,
+                 _school_limit_within_capacity, _window_fits_policy)
 
 
 def session_errors(values: dict[str, Any], now: datetime) -> dict[str, list[str]]:
@@ -140,51 +221,28 @@ def session_errors(values: dict[str, Any], now: datetime) -> dict[str, list[str]
 
     Shared by the publish schema (on what was sent) and the venues service (on a session
     with a change applied), so a rule reads the same at the gateway and in the service.
+    Each rule is one function of `SESSION_RULES`, answering the (field, message) it breaks.
     """
     errors: dict[str, list[str]] = {}
-
-    def refuse(name: str, message: str) -> None:
-        errors.setdefault(name, []).append(message)
-
-    starts, ends = values.get("starts_at"), values.get("ends_at")
-    if starts is not None and starts <= clock.stamp(now):
-        refuse("starts_at", "must be in the future")
-    if starts is not None and ends is not None:
-        if ends <= starts:
-            refuse("ends_at", "must be after starts_at")
-        elif clock.parse(ends) - clock.parse(starts) > MAX_DURATION:
-            refuse("ends_at", "a session lasts at most 7 days")
-    grades = values.get("grades")
-    if grades is not None and len(grades) == 2 and grades[0] > grades[1]:
-        refuse("grades", "must be [min, max] with min <= max")
-    capacity, limit = values.get("capacity"), values.get("max_seats_per_school")
-    if capacity is not None and limit is not None and limit > capacity:
-        refuse("max_seats_per_school", "must not exceed capacity")
-    policy, closes = values.get("claim_policy"), values.get("window_closes_at")
-    if policy == "window":
-        if closes is None:
-            refuse("window_closes_at", "is required for the window claim policy")
-        elif starts is not None and closes >= starts:
-            refuse("window_closes_at", "must be before starts_at")
-        elif closes <= clock.stamp(now):
-            refuse("window_closes_at", "must be in the future")
-    elif policy == "first_come" and closes is not None:
-        refuse("window_closes_at", "only applies to the window claim policy")
+    for rule in SESSION_RULES:
+        for name, message in rule(values, now):
+            errors.setdefault(name, []).append(message)
     return errors
 
 
 class Weekly(Strict):
     """Every given ISO weekday (1 = Monday) from the first occurrence's day until `until`."""
 
-    weekdays = fields.List(fields.Integer(validate=validate.Range(min=1, max=7)),
+    weekdays = fields.List(Whole(validate=validate.Range(min=1, max=7)),
                            required=True, validate=validate.Length(min=1, max=7))
-    until = fields.Date(required=True)
+    until = Day(required=True, validate=SANE_DATE)
 
 
 class Repeat(Strict):
     """A series: explicit local `dates`, or `weekly`; exactly one of the two."""
 
-    dates = fields.List(fields.Date(), validate=validate.Length(min=1, max=MAX_OCCURRENCES))
+    dates = fields.List(Day(validate=SANE_DATE),
+                        validate=validate.Length(min=1, max=MAX_OCCURRENCES))
     weekly = fields.Nested(Weekly)
 
     @validates_schema
@@ -208,19 +266,19 @@ class SessionDraft(Strict):
                                 validate=validate.Length(max=5000))
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     audience = fields.String(required=True, validate=validate.OneOf(AUDIENCES))
-    grades = fields.List(fields.Integer(validate=validate.Range(min=1, max=12)), required=True,
+    grades = fields.List(Whole(validate=validate.Range(min=1, max=12)), required=True,
                          validate=validate.Length(equal=2))
-    starts_at = Instant(required=True)
-    ends_at = Instant(required=True)
-    capacity = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
-    price_fen = fields.Integer(required=True, validate=validate.Range(min=0, max=10_000_000))
+    starts_at = SessionTime(required=True)
+    ends_at = SessionTime(required=True)
+    capacity = Whole(required=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
+    price_fen = Whole(required=True, validate=validate.Range(min=0, max=10_000_000))
     claim_policy = fields.String(load_default="first_come",
                                  validate=validate.OneOf(CLAIM_POLICIES))
-    window_closes_at = Instant(load_default=None, allow_none=True)
-    max_seats_per_school = fields.Integer(load_default=None, allow_none=True,
+    window_closes_at = SessionTime(load_default=None, allow_none=True)
+    max_seats_per_school = Whole(load_default=None, allow_none=True,
                                           validate=validate.Range(min=1, max=MAX_CAPACITY))
     min_teachers_per_students = fields.Nested(Supervision, load_default=None, allow_none=True)
-    cancel_cutoff_hours = fields.Integer(load_default=DEFAULT_CANCEL_CUTOFF_HOURS,
+    cancel_cutoff_hours = Whole(load_default=DEFAULT_CANCEL_CUTOFF_HOURS,
                                          validate=validate.Range(min=0, max=720))
     what_to_bring = fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(max=2000))
@@ -246,14 +304,14 @@ class SessionChange(Strict):
 
     title = fields.String(validate=validate.Length(min=1, max=200))
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
-    starts_at = Instant()
-    ends_at = Instant()
-    capacity = fields.Integer(validate=validate.Range(min=1, max=MAX_CAPACITY))
-    window_closes_at = Instant()
-    max_seats_per_school = fields.Integer(allow_none=True,
+    starts_at = SessionTime()
+    ends_at = SessionTime()
+    capacity = Whole(validate=validate.Range(min=1, max=MAX_CAPACITY))
+    window_closes_at = SessionTime()
+    max_seats_per_school = Whole(allow_none=True,
                                           validate=validate.Range(min=1, max=MAX_CAPACITY))
     min_teachers_per_students = fields.Nested(Supervision, allow_none=True)
-    cancel_cutoff_hours = fields.Integer(validate=validate.Range(min=0, max=720))
+    cancel_cutoff_hours = Whole(validate=validate.Range(min=0, max=720))
     what_to_bring = fields.String(allow_none=True, validate=validate.Length(max=2000))
 
     @validates_schema
@@ -275,7 +333,9 @@ class DayOrInstant(fields.Field):
     """
 
     default_error_messages = {"invalid": "Not a date (YYYY-MM-DD) or an ISO-8601 time "
-                                         "with a UTC offset."}
+                                         "with a UTC offset.",
+                              "range": f"Must be between the years {FIRST_YEAR} and "
+                                       f"{LAST_YEAR}."}
 
     def __init__(self, end_of_day: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -287,10 +347,14 @@ class DayOrInstant(fields.Field):
         try:
             if len(value) == 10:
                 day = date.fromisoformat(value) + timedelta(days=1 if self.end_of_day else 0)
-                return clock.stamp(datetime.combine(day, datetime.min.time(), tzinfo=SHANGHAI))
-            return clock.stamp(clock.parse(value))
-        except ValueError:
+                stamp = clock.stamp(datetime.combine(day, datetime.min.time(), tzinfo=SHANGHAI))
+            else:
+                stamp = clock.stamp(clock.parse(value))
+        except (ValueError, OverflowError):
             raise self.make_error("invalid") from None
+        if not _sane(stamp):
+            raise self.make_error("range")
+        return stamp
 
 
 class Near(fields.Field):
@@ -322,8 +386,8 @@ class CatalogueQuery(Strict):
     to = DayOrInstant(end_of_day=True, metadata={
         "type": "string", "description": "sessions starting before: a time, or the end of "
                                          "a date (inclusive)"})
-    grade = fields.Integer(validate=validate.Range(min=1, max=12))
-    grade_max = fields.Integer(validate=validate.Range(min=1, max=12))
+    grade = Whole(validate=validate.Range(min=1, max=12))
+    grade_max = Whole(validate=validate.Range(min=1, max=12))
     category = fields.String(validate=validate.OneOf(CATEGORIES))
     audience = fields.String(validate=validate.OneOf(AUDIENCES))
     free = fields.Boolean()
@@ -335,7 +399,7 @@ class CatalogueQuery(Strict):
     near = Near(metadata={"type": "string", "example": "31.2304,121.4737",
                           "description": "lat,lon: sort by distance, add distance_km"})
     radius_km = fields.Float(validate=validate.Range(min=0.1, max=20_000))
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = Whole(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = fields.String(validate=validate.Length(min=1, max=300))
 
     @validates_schema
@@ -369,17 +433,17 @@ class SessionView(Strict):
     description = fields.String(allow_none=True)
     category = fields.String(required=True)
     audience = fields.String(required=True)
-    grades = fields.List(fields.Integer(), required=True)  # [min, max]
+    grades = fields.List(Whole(), required=True)  # [min, max]
     starts_at = Instant(required=True)
     ends_at = Instant(required=True)
-    capacity = fields.Integer(required=True)
-    seats_left = fields.Integer(required=True)
-    price_fen = fields.Integer(required=True)
+    capacity = Whole(required=True)
+    seats_left = Whole(required=True)
+    price_fen = Whole(required=True)
     claim_policy = fields.String(required=True)
     window_closes_at = Instant(allow_none=True)
-    max_seats_per_school = fields.Integer(allow_none=True)
+    max_seats_per_school = Whole(allow_none=True)
     min_teachers_per_students = fields.Nested(Supervision, allow_none=True)
-    cancel_cutoff_hours = fields.Integer(required=True)
+    cancel_cutoff_hours = Whole(required=True)
     what_to_bring = fields.String(allow_none=True)
     status = fields.String(required=True)
     timezone = fields.String(required=True)
@@ -403,11 +467,11 @@ class SeatsView(Strict):
     """
 
     session_id = fields.String(required=True)
-    capacity = fields.Integer(required=True)
-    seats_left = fields.Integer(required=True)
-    held = fields.Integer(required=True)
-    holds = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    per_school = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    capacity = Whole(required=True)
+    seats_left = Whole(required=True)
+    held = Whole(required=True)
+    holds = fields.Dict(keys=fields.String(), values=Whole(), required=True)
+    per_school = fields.Dict(keys=fields.String(), values=Whole(), required=True)
 
 
 class HoldAnswer(Strict):
@@ -419,16 +483,16 @@ class HoldAnswer(Strict):
 
     ok = fields.Boolean(required=True)
     reason = fields.String(allow_none=True, validate=validate.OneOf(HOLD_REFUSALS))
-    seats = fields.Integer(required=True)
-    seats_left = fields.Integer(required=True)
+    seats = Whole(required=True)
+    seats_left = Whole(required=True)
     repeated = fields.Boolean(load_default=False)  # True: this claim already held these seats
 
 
 class ReleaseAnswer(Strict):
     """`release(session_id, claim_id)`: idempotent; `released` is 0 on a repeat."""
 
-    released = fields.Integer(required=True)
-    seats_left = fields.Integer(required=True)
+    released = Whole(required=True)
+    seats_left = Whole(required=True)
 
 
 @event("venues.session_published", 1)
@@ -441,11 +505,11 @@ class SessionPublished(EventData):
     title = fields.String(required=True)
     category = fields.String(required=True)
     audience = fields.String(required=True)
-    grades = fields.List(fields.Integer(), required=True)
+    grades = fields.List(Whole(), required=True)
     starts_at = Instant(required=True)
     ends_at = Instant(required=True)
-    capacity = fields.Integer(required=True)
-    price_fen = fields.Integer(required=True)
+    capacity = Whole(required=True)
+    price_fen = Whole(required=True)
     claim_policy = fields.String(required=True)
     window_closes_at = Instant(allow_none=True)
     timezone = fields.String(required=True)
@@ -480,15 +544,17 @@ class CapacityChanged(EventData):
 
     session_id = fields.String(required=True)
     venue_id = fields.String(required=True)
-    capacity = fields.Integer(required=True)
-    seats_left = fields.Integer(required=True)
+    capacity = Whole(required=True)
+    seats_left = Whole(required=True)
 
 
 @event("venues.session_updated", 1)
 class SessionUpdated(EventData):
-    """Details parents or schools see changed (title, what to bring, cut-off, limits).
+    """Details parents or schools see changed (title, what to bring, cut-off, limits, window).
 
-    Time changes are `session_rescheduled` and capacity changes `capacity_changed`.
+    Carries the session's current values after the change, `changed` naming what changed:
+    a moved claim window arrives as `window_closes_at` (with `claim_policy`), so booking
+    can follow it. Time changes are `session_rescheduled` and capacity `capacity_changed`.
     """
 
     session_id = fields.String(required=True)
@@ -496,10 +562,11 @@ class SessionUpdated(EventData):
     changed = fields.List(fields.String(), required=True)
     title = fields.String(required=True)
     what_to_bring = fields.String(allow_none=True)
-    cancel_cutoff_hours = fields.Integer(required=True)
-    max_seats_per_school = fields.Integer(allow_none=True)
+    cancel_cutoff_hours = Whole(required=True)
+    max_seats_per_school = Whole(allow_none=True)
     min_teachers_per_students = fields.Nested(SupervisionData, allow_none=True)
-    window_closes_at = Instant(allow_none=True)
+    window_closes_at = Instant(allow_none=True)  # current: a window moved is in `changed`
+    claim_policy = fields.String(load_default=None, allow_none=True)  # added; None if older
 
 
 # -- tutors (校外科技辅导员) ---------------------------------------------------------------
@@ -511,7 +578,7 @@ class TutorView(Strict):
     name = fields.String(required=True)
     level = fields.String(required=True)
     subjects = fields.List(fields.String(), required=True)
-    certified_until = fields.Date(required=True)
+    certified_until = Day(required=True)
     bookable = fields.Boolean(required=True)
     created_at = Instant()
 
@@ -523,7 +590,7 @@ class TutorRegistration(Strict):
     level = fields.String(required=True, validate=validate.OneOf(TUTOR_LEVELS))
     subjects = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                            required=True, validate=validate.Length(min=1, max=20))
-    certified_until = fields.Date(required=True)
+    certified_until = Day(required=True, validate=SANE_DATE)
 
     @validates_schema
     def _current(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -538,7 +605,7 @@ class TutorChange(Strict):
     level = fields.String(validate=validate.OneOf(TUTOR_LEVELS))
     subjects = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                            validate=validate.Length(min=1, max=20))
-    certified_until = fields.Date()
+    certified_until = Day(validate=SANE_DATE)
 
     @validates_schema
     def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -555,13 +622,13 @@ class TutorRegistered(EventData):
     name = fields.String(required=True)
     level = fields.String(required=True)
     subjects = fields.List(fields.String(), required=True)
-    certified_until = fields.Date(required=True)
+    certified_until = Day(required=True)
 
 
 class TutorQuery(Strict):
     """`GET /v1/venues/{id}/tutors`: a page at a time."""
 
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=100))
     cursor = fields.String(validate=validate.Length(min=1, max=300))
 
 

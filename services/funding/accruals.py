@@ -34,10 +34,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.funding import accounts as chart
 from services.funding.ledger import APPLIED, Entry, Ledger
-from services.funding.pages import page, sort_key
 from services.funding.rate_cards import NoRate, RateCards, SchoolCaps, subsidy
 from services.kit import clock
 from services.kit.errors import Conflict, NotFound
+from services.kit.pages import page, sort_key
 
 ACCRUING, UNFUNDED, CAPPED = "accruing", "unfunded", "capped"
 AWAITING, APPROVED, IN_TRANSIT, PAID = "awaiting_approval", "approved", "in_transit", "paid"
@@ -59,6 +59,18 @@ def slug(visit_id: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", visit_id):
         return visit_id
     return "h" + hashlib.sha1(visit_id.encode()).hexdigest()[:24]
+
+
+def draw(amount: int, available: dict[str, int]) -> dict[str, int] | None:
+    """Which sources pay `amount`, in the order given (fiscal subsidy first), from what
+    each budget has; None when together they cannot cover it."""
+    plan, left = {}, amount
+    for source_name, balance in available.items():
+        take = min(left, max(0, balance))
+        if take:
+            plan[source_name] = take
+            left -= take
+    return plan if left == 0 else None
 
 
 class Accruals:
@@ -112,49 +124,65 @@ class Accruals:
         Visits the batch cannot plan simply (no card or rate, a per-school cap, a budget
         running short, a visit seen before) go through `on_confirmed` one by one.
         """
+        now = clock.stamp()
+        planned, single = self._plan_batch(visits, now)
+        fresh = self._insert_new(planned, single, visits)
+        postings = self._post_batch(fresh)
+        self._settle_batch(postings, now)
+        for v in single:
+            self.on_confirmed(v)
+        return self._statuses([v["visit_id"] for v in visits])
+
+    def _plan_batch(self, visits: list[dict[str, Any]], now: str
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(accruals planned against the budgets as read once, visits left for one by one)."""
         cards: dict[tuple[str, str], dict[str, Any] | None] = {}
         balances: dict[str, int] = {}
         planned: list[dict[str, Any]] = []
         single: list[dict[str, Any]] = []
-        now = clock.stamp()
         for v in visits:
-            day = str(v["date"])
-            key = (v["district"], day)
+            key = (v["district"], str(v["date"]))
             if key not in cards:
-                cards[key] = self.cards.in_force(v["district"], day)
-            card = cards[key]
-            if (card is None or card.get("cap_per_school_term_fen") is not None
-                    or v["tutor_level"] not in (card.get("rates") or {})):
+                cards[key] = self.cards.in_force(*key)
+            doc = self._plan_visit(v, cards[key], balances, now)
+            if doc is None:
                 single.append(v)
-                continue
-            amount, capped_by = subsidy(card, v["tutor_level"], float(v["hours"]))
-            budgets = [chart.budget(v["district"], v["term"], s) for s in chart.SUBSIDY_SOURCES]
-            missing = [b for b in budgets if b not in balances]
-            if missing:
-                balances.update(self.ledger.balances(missing))
-            plan, left = {}, amount
-            for source_name, account in zip(chart.SUBSIDY_SOURCES, budgets, strict=True):
-                take = min(left, max(0, balances[account]))
-                if take:
-                    plan[source_name] = take
-                    left -= take
-            if amount == 0 or left:
-                single.append(v)
-                continue
-            for source_name, take in plan.items():
-                balances[chart.budget(v["district"], v["term"], source_name)] -= take
-            planned.append({
-                "_id": v["visit_id"], **{f: v.get(f) for f in VISIT_FIELDS}, "date": day,
+            else:
+                planned.append(doc)
+        return planned, single
+
+    def _plan_visit(self, v: dict[str, Any], card: dict[str, Any] | None,
+                    balances: dict[str, int], now: str) -> dict[str, Any] | None:
+        """The accrual of one visit of a batch, its budgets debited in `balances`; None
+        when the visit needs the one-by-one path."""
+        if (card is None or card.get("cap_per_school_term_fen") is not None
+                or v["tutor_level"] not in (card.get("rates") or {})):
+            return None
+        amount, capped_by = subsidy(card, v["tutor_level"], float(v["hours"]))
+        budgets = [chart.budget(v["district"], v["term"], s) for s in chart.SUBSIDY_SOURCES]
+        missing = [b for b in budgets if b not in balances]
+        if missing:
+            balances.update(self.ledger.balances(missing))
+        plan = draw(amount, {s: balances[b] for s, b in
+                             zip(chart.SUBSIDY_SOURCES, budgets, strict=True)})
+        if amount == 0 or plan is None:
+            return None
+        for source_name, take in plan.items():
+            balances[chart.budget(v["district"], v["term"], source_name)] -= take
+        day = str(v["date"])
+        return {"_id": v["visit_id"], **{f: v.get(f) for f in VISIT_FIELDS}, "date": day,
                 "hours": float(v["hours"]), "status": ACCRUING, "attempt": 1, "run_id": None,
                 "created_at": now, "updated_at": now, "key": sort_key(day, v["visit_id"]),
                 "rate_card_id": card["_id"], "amount_fen": amount, "capped_by": capped_by,
                 "rate_fen_per_hour": int(card["rates"][v["tutor_level"]]), "sources": plan,
-                "posting_id": f"accrual:{slug(v['visit_id'])}:1"})
-        fresh = self._insert_new(planned, single, visits)
+                "posting_id": f"accrual:{slug(v['visit_id'])}:1"}
+
+    def _post_batch(self, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The batch's postings, budgets -> payables, through the ledger's bulk path."""
         names = {chart.payable(d["district"], d["term"], d["tutor_id"]): d["tutor_name"]
                  for d in fresh}
         self.ledger.open_accounts(list(names), names=names)
-        postings = self.ledger.post_many([{
+        return self.ledger.post_many([{
             "posting_id": d["posting_id"],
             "entries": [Entry(chart.budget(d["district"], d["term"], s), -int(x))
                         for s, x in d["sources"].items()]
@@ -163,6 +191,9 @@ class Accruals:
             "memo": f"tutor visit {d['_id']} on {d['date']}",
             "refs": {"visit_id": d["_id"], "tutor_id": d["tutor_id"],
                      "school_id": d["school_id"]}} for d in fresh])
+
+    def _settle_batch(self, postings: list[dict[str, Any]], now: str) -> None:
+        """Applied postings: their accruals await approval; refused: the slow path."""
         applied = [p["refs"]["visit_id"] for p in postings if p["state"] == APPLIED]
         for start in range(0, len(applied), 1_000):
             self.accruals.update_many({"_id": {"$in": applied[start:start + 1_000]},
@@ -173,10 +204,10 @@ class Accruals:
                 doc = self.accruals.find_one({"_id": p["refs"]["visit_id"]})
                 if doc is not None and doc["status"] == ACCRUING:
                     self._accrue(doc)
-        for v in single:
-            self.on_confirmed(v)
+
+    def _statuses(self, ids: list[str]) -> dict[str, int]:
+        """How many of these accruals are in each status."""
         counts: dict[str, int] = {}
-        ids = [v["visit_id"] for v in visits]
         for start in range(0, len(ids), 1_000):
             for d in self.accruals.find({"_id": {"$in": ids[start:start + 1_000]}},
                                         {"status": 1}):
@@ -271,13 +302,8 @@ class Accruals:
         """Which budgets pay `amount`: fiscal subsidy first, then service fees."""
         budgets = [chart.budget(doc["district"], doc["term"], s) for s in chart.SUBSIDY_SOURCES]
         balances = self.ledger.balances(budgets)
-        plan, left = {}, amount
-        for source_name, account in zip(chart.SUBSIDY_SOURCES, budgets, strict=True):
-            take = min(left, max(0, balances[account]))
-            if take:
-                plan[source_name] = take
-                left -= take
-        return plan if left == 0 else None
+        return draw(amount, {s: balances[b] for s, b in
+                             zip(chart.SUBSIDY_SOURCES, budgets, strict=True)})
 
     def _post(self, doc: dict[str, Any]) -> dict[str, Any]:
         entries = [Entry(chart.budget(doc["district"], doc["term"], s), -int(x))

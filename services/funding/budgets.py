@@ -1,30 +1,23 @@
 """Budgets: finance staff fund a district's term budget from a source, and move money.
 
 Both are plain postings. Funding: `source` -> `budget` for (term, source); a transfer:
-budget -> budget, refused when the giving budget cannot cover it. The posting id comes
-from the caller's Idempotency-Key when there is one (so a repeated request cannot fund
-twice even past the gateway's memory), else it is new. A mistaken funding or transfer is
+budget -> budget, refused when the giving budget cannot cover it. The caller's
+Idempotency-Key is bound to the posting id (funding/requests.py), so a repeated request
+cannot fund twice even past the gateway's memory. A mistaken funding or transfer is
 corrected by its reversal, which is refused in turn if the money was already spent.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from services.funding import accounts as chart
 from services.funding.ledger import APPLIED, Entry, Ledger
+from services.funding.requests import Requests
 from services.kit.errors import Conflict, NotFound
 from services.kit.ids import new_id
 
 REVERSIBLE = {"funding": "funding_reversal", "transfer": "transfer_reversal"}
-
-
-def posting_id(kind: str, district: str, sub: str, key: str | None) -> str:
-    if not key:
-        return new_id(kind)
-    digest = hashlib.sha256(f"{district}|{sub}|{key}".encode()).hexdigest()[:24]
-    return f"{kind}:{digest}"
 
 
 def refused(doc: dict[str, Any]) -> Conflict:
@@ -35,15 +28,16 @@ def refused(doc: dict[str, Any]) -> Conflict:
 
 
 class Budgets:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, requests: Requests) -> None:
         self.ledger = ledger
+        self.requests = requests
 
     def fund(self, district: str, sub: str, data: dict[str, Any], key: str | None
              ) -> dict[str, Any]:
         term, source_name, amount = data["term"], data["source"], data["amount_fen"]
         memo = data["memo"] + (f" (ref {data['reference']})" if data.get("reference") else "")
         doc = self.ledger.post(
-            posting_id("funding", district, sub, key),
+            self.requests.bind("funding", district, sub, key, new_id("funding"), data),
             [Entry(chart.source(district, term, source_name), -amount),
              Entry(chart.budget(district, term, source_name), amount)],
             kind="funding", category="funding", district=district, memo=memo, actor=sub,
@@ -57,7 +51,8 @@ class Budgets:
         giver = chart.budget(district, data["from_term"], data["from_source"])
         taker = chart.budget(district, data["to_term"], data["to_source"])
         amount = data["amount_fen"]
-        doc = self.ledger.post(posting_id("transfer", district, sub, key),
+        doc = self.ledger.post(self.requests.bind("transfer", district, sub, key,
+                                                  new_id("transfer"), data),
                                [Entry(giver, -amount), Entry(taker, amount)],
                                kind="transfer", category="transfer", district=district,
                                memo=data["memo"], actor=sub,
@@ -66,8 +61,8 @@ class Budgets:
             raise refused(doc)
         return doc
 
-    def reverse(self, district: str, sub: str, posting_id_: str, reason: str
-                ) -> dict[str, Any]:
+    def reverse(self, district: str, sub: str, posting_id_: str, reason: str,
+                key: str | None = None) -> dict[str, Any]:
         original = self.ledger.posting(posting_id_)
         if original["district"] != district:  # another district's: as if it did not exist
             raise NotFound(f"posting {posting_id_} not found", code="posting-not-found")
@@ -76,7 +71,11 @@ class Budgets:
             raise Conflict(f"a {original['kind']} posting is not reversed by hand: accruals "
                            "reverse when their visit is cancelled, payouts never",
                            code="not-reversible")
-        doc = self.ledger.reverse(posting_id_, kind=kind, memo=reason, actor=sub)
+        bound = self.requests.bind("reversal", district, sub, key,
+                                   self.ledger.next_reversal_id(posting_id_),
+                                   {"posting_id": posting_id_, "reason": reason})
+        doc = self.ledger.reverse(posting_id_, kind=kind, memo=reason, actor=sub,
+                                  reversal_id=bound if key else None)
         if doc["state"] != APPLIED:
             raise refused(doc)
         return doc

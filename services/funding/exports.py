@@ -2,22 +2,20 @@
 
 CSV is RFC 4180 (CRLF, UTF-8 with a BOM so spreadsheet programs read the Chinese names);
 XLSX is written with openpyxl in write-only mode so a term of 100,000 visits stays cheap.
-Every table ends with a TOTAL row of its money columns. Text that a spreadsheet would run
-as a formula (starting with = + - @) is prefixed with an apostrophe.
+Every table ends with a TOTAL row of its money columns. Every cell of every file goes
+through kit.spreadsheets, so a name or memo a spreadsheet would run as a formula is data.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from openpyxl import Workbook
-
 from services.funding.reports import SCHOOL_COLUMNS, SOURCE_COLUMNS, TUTOR_COLUMNS
+from services.kit.spreadsheets import XLSX_TYPE, write_csv, write_xlsx
 
-BOM = "\ufeff"
+__all__ = ["XLSX_TYPE", "csv_text", "payout_file", "report_csv", "report_xlsx",
+           "statement_csv", "statement_xlsx", "with_total", "yuan"]
 PAYOUT_COLUMNS = ("reference", "payee_id", "payee_name", "term", "amount_fen", "amount_yuan",
                   "currency", "visits", "memo")
 FINDING_COLUMNS = ("kind", "line", "reference", "statement_amount_fen", "payout_amount_fen",
@@ -25,7 +23,6 @@ FINDING_COLUMNS = ("kind", "line", "reference", "statement_amount_fen", "payout_
 REPORT_TABLES = {"source": ("by_source", SOURCE_COLUMNS),
                  "school": ("by_school", SCHOOL_COLUMNS),
                  "tutor": ("by_tutor", TUTOR_COLUMNS)}
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def yuan(fen: int) -> str:
@@ -34,19 +31,13 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
-def _safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return "" if value is None else value
+def table(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Iterable[list[Any]]:
+    """The rows as lists in column order (missing values empty)."""
+    return ([row.get(c) for c in columns] for row in rows)
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_safe(row.get(c)) for c in columns])
-    return BOM + out.getvalue()
+    return write_csv(columns, table(columns, rows))
 
 
 def with_total(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -76,22 +67,16 @@ def report_csv(report: dict[str, Any], by: str) -> str:
 
 
 def report_xlsx(report: dict[str, Any]) -> bytes:
-    book = Workbook(write_only=True)
-    summary = book.create_sheet("Summary")
-    summary.append(["district", report["district"]])
-    summary.append(["term", report["term"]])
-    summary.append(["generated_at", report["generated_at"]])
-    for name, value in report["totals"].items():
-        summary.append([name, value])
-    for name, value in report["ledger"].items():
-        summary.append([f"ledger.{name}", value])
+    summary: list[list[Any]] = [["district", report["district"]], ["term", report["term"]],
+                                ["generated_at", report["generated_at"]]]
+    summary += [[name, value] for name, value in report["totals"].items()]
+    summary += [[f"ledger.{name}", value] for name, value in report["ledger"].items()]
+    sheets: list[tuple[str, Iterable[Sequence[Any]]]] = [("Summary", summary)]
     for by, title in (("source", "By source"), ("school", "By school"), ("tutor", "By tutor")):
         key, columns = REPORT_TABLES[by]
-        sheet = book.create_sheet(title)
-        sheet.append(list(columns))
-        for row in with_total(report[key], columns):
-            sheet.append([_safe(row.get(c)) for c in columns])
-    return _save(book)
+        sheets.append((title, [list(columns), *table(columns, with_total(report[key],
+                                                                          columns))]))
+    return write_xlsx(sheets)
 
 
 def statement_rows(findings: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -104,21 +89,10 @@ def statement_csv(findings: dict[str, list[dict[str, Any]]]) -> str:
 
 def statement_xlsx(statement: dict[str, Any], findings: dict[str, list[dict[str, Any]]]
                    ) -> bytes:
-    book = Workbook(write_only=True)
-    summary = book.create_sheet("Summary")
-    for name in ("statement_id", "district", "lines", "total_fen", "matched_fen",
-                 "created_at", "reconciled_at"):
-        summary.append([name, statement.get(name)])
-    for kind, count in sorted((statement.get("counts") or {}).items()):
-        summary.append([f"count.{kind}", count])
-    sheet = book.create_sheet("Findings")
-    sheet.append(list(FINDING_COLUMNS))
-    for row in statement_rows(findings):
-        sheet.append([_safe(row.get(c)) for c in FINDING_COLUMNS])
-    return _save(book)
-
-
-def _save(book: Workbook) -> bytes:
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    summary = [[name, statement.get(name)] for name in (
+        "statement_id", "district", "lines", "total_fen", "matched_fen", "created_at",
+        "reconciled_at")]
+    summary += [[f"count.{kind}", count]
+                for kind, count in sorted((statement.get("counts") or {}).items())]
+    rows = [list(FINDING_COLUMNS), *table(FINDING_COLUMNS, statement_rows(findings))]
+    return write_xlsx([("Summary", summary), ("Findings", rows)])

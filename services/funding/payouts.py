@@ -21,14 +21,16 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from services.funding import accounts as chart
 from services.funding import exports
 from services.funding.ledger import Entry, Ledger
-from services.funding.pages import page, sort_key
+from services.funding.requests import Requests
 from services.kit import clock
 from services.kit.errors import Conflict, Forbidden, NotFound
 from services.kit.ids import new_id
+from services.kit.pages import page, sort_key
 
 BUILDING, DRAFT, APPROVED, EXPORTING, EXPORTED = (
     "building", "draft", "approved", "exporting", "exported")
@@ -37,11 +39,12 @@ CHUNK = 500
 
 
 class Payouts:
-    def __init__(self, db: Database, ledger: Ledger) -> None:
+    def __init__(self, db: Database, ledger: Ledger, requests: Requests) -> None:
         self.runs = db.payout_runs
         self.lines = db.payout_lines
         self.accruals = db.accruals
         self.ledger = ledger
+        self.requests = requests
 
     def ensure_indexes(self) -> None:
         for name in ("district", "state"):  # single-field: see Ledger's indexes
@@ -73,14 +76,26 @@ class Payouts:
         return page(self.lines, flt, query.get("limit", 50), query.get("cursor"))
 
     # -- making a run -------------------------------------------------------------------
-    def create(self, district: str, term: str, sub: str, note: str | None) -> dict[str, Any]:
-        run_id = new_id("run")
+    def create(self, district: str, term: str, sub: str, note: str | None,
+               key: str | None = None) -> dict[str, Any]:
+        """Build a run of the term's approved subsidies; a retry of the same request (the
+        same Idempotency-Key) answers the run the first attempt made, in whatever state."""
+        run_id = self.requests.bind("payout_run", district, sub, key, new_id("run"),
+                                    {"term": term, "note": note})
         now = clock.stamp()
         run = {"_id": run_id, "code": "KP" + run_id[-10:].upper(), "district": district,
                "term": term, "state": BUILDING, "note": note, "lines": 0, "visits": 0,
                "total_fen": 0, "stale": False, "created_by": sub, "created_at": now,
                "key": sort_key(now, run_id)}
-        self.runs.insert_one(run)
+        try:
+            self.runs.insert_one(run)
+        except DuplicateKeyError:
+            return self.get(district, run_id)
+        return self._build(run)
+
+    def _build(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Claim the term's approved accruals and clawbacks, write a line per tutor paid."""
+        run_id, district, term = run["_id"], run["district"], run["term"]
         claim = {"district": district, "term": term, "run_id": None}
         self.accruals.update_many({**claim, "status": "approved"}, {"$set": {"run_id": run_id}})
         self.accruals.update_many({**claim, "status": "clawback_due"},

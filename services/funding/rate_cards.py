@@ -17,8 +17,10 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from services.funding.requests import Requests
 from services.kit import clock
 from services.kit.errors import Conflict
+from services.kit.ids import new_id
 
 
 class NoRate(Exception):
@@ -38,22 +40,31 @@ def subsidy(card: dict[str, Any], level: str, hours: float) -> tuple[int, str | 
 
 
 class RateCards:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, requests: Requests) -> None:
         self.cards = db.rate_cards
+        self.requests = requests
 
     def ensure_indexes(self) -> None:
         self.cards.create_index("district")
 
-    def create(self, district: str, data: dict[str, Any], sub: str) -> dict[str, Any]:
+    def create(self, district: str, data: dict[str, Any], sub: str, key: str | None = None
+               ) -> dict[str, Any]:
+        """Publish a card; a second card for the same day is a Conflict, but a retry of
+        the request that published it (the same Idempotency-Key) answers that card."""
         day = data["effective_from"].isoformat()
+        request = self.requests.bind("rate_card", district, sub, key, new_id("req"), data)
         doc = {"_id": f"{district}|{day}", "district": district, "effective_from": day,
                "rates": {k: int(v) for k, v in data["rates"].items()},
                "cap_per_visit_fen": data.get("cap_per_visit_fen"),
                "cap_per_school_term_fen": data.get("cap_per_school_term_fen"),
-               "note": data.get("note"), "created_by": sub, "created_at": clock.stamp()}
+               "note": data.get("note"), "created_by": sub, "created_at": clock.stamp(),
+               "request": request if key else None}
         try:
             self.cards.insert_one(doc)
         except DuplicateKeyError:
+            existing = self.cards.find_one({"_id": doc["_id"]})
+            if key and existing is not None and existing.get("request") == request:
+                return existing
             raise Conflict(f"a rate card effective {day} exists; cards are never changed, "
                            "publish one with a later effective_from",
                            {"effective_from": ["a card with this date exists"]},

@@ -2,8 +2,11 @@
 
 A statement is CSV with a header row naming at least `reference` and `amount` (yuan, up to
 two decimals, e.g. `1234.50`; a sign is ignored, since banks write payments out either
-way) or `amount_fen`; `date`, `payee` and `memo` are kept when present. Each line is
-matched by reference, then amount:
+way; full-width digits and ￥ are read too) or `amount_fen`, at most MAX_FEN; `date`,
+`payee` and `memo` are kept when present (their first 200 characters). A bad cell is a 422
+naming its line and column (`line 3.amount`: "column 2 ('amount'): ...") that quotes at
+most 40 characters of it: a bank's file may hold anything, thousands of digits included.
+Each line is matched by reference, then amount:
 
 - `matched`: a sent payout with that reference and amount; it is posted as paid
   (transit -> paid, one posting per statement and term) and its visits become `paid`;
@@ -28,20 +31,22 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.contracts.funding import MAX_FEN
 from services.funding import accounts as chart
 from services.funding.ledger import Entry, Ledger
-from services.funding.pages import page, sort_key
+from services.funding.requests import Requests
 from services.kit import clock
 from services.kit.errors import Conflict, NotFound, ValidationFailed
+from services.kit.pages import page, sort_key
 
 MAX_LINES = 200_000
 MAX_ERRORS = 50
@@ -52,7 +57,12 @@ ALIASES = {"reference": ("reference", "ref", "参考号", "交易参考号"),
            "amount": ("amount", "金额", "交易金额"), "amount_fen": ("amount_fen",),
            "date": ("date", "日期", "交易日期"), "payee": ("payee", "收款人", "name"),
            "memo": ("memo", "摘要", "description")}
-_YUAN = re.compile(r"^[+-]?\d+(\.\d{1,2})?$")
+_YUAN = re.compile(r"[+-]?(?P<whole>[0-9]+)(?:\.(?P<cents>[0-9]{1,2}))?")
+_FEN = re.compile(r"[+-]?[0-9]+")
+MAX_DIGITS = len(str(MAX_FEN))  # digits of the largest amount in fen, leading zeros aside
+ECHO = 40  # characters of a cell an error message quotes
+MAX_REFERENCE = 100
+MAX_KEPT = 200  # characters of date, payee and memo kept on a finding
 
 
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -61,48 +71,27 @@ def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
 
 
 def parse_statement(text: str) -> list[dict[str, Any]]:
-    """Statement lines, or ValidationFailed naming each bad line and field."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = next(reader, None)
+    """Statement lines, or ValidationFailed naming each bad line and column.
+
+    Errors name the cell (`line 3.amount`, and the column's number and header) and echo
+    at most ECHO characters of it: a statement is a bank's file, cells can be anything.
+    """
+    rows = _rows(text)
+    header = next(rows, None)
     if not header:
         raise ValidationFailed("the statement is empty", {"body": ["no header row"]})
-    names = [h.strip().lower() for h in header]
-    column: dict[str, int] = {}
-    for field, aliases in ALIASES.items():
-        for alias in aliases:
-            if alias in names:
-                column[field] = names.index(alias)
-                break
-    missing = [f for f in ("reference",) if f not in column]
-    if "amount" not in column and "amount_fen" not in column:
-        missing.append("amount")
-    if missing:
-        raise ValidationFailed(f"the statement header lacks: {', '.join(missing)}",
-                               {"header": [f"needs a '{m}' column" for m in missing]})
+    column = _columns(header)
     lines: list[dict[str, Any]] = []
     errors: dict[str, list[str]] = {}
-    for n, row in enumerate(reader, start=1):
+    for n, row in enumerate(rows, start=1):
         if not any(cell.strip() for cell in row):
             continue
         if len(lines) >= MAX_LINES:
             raise ValidationFailed(f"a statement has at most {MAX_LINES} lines",
                                    {"body": [f"more than {MAX_LINES} lines"]})
-
-        def cell(field: str, row: list[str] = row) -> str:
-            index = column.get(field)
-            return row[index].strip() if index is not None and index < len(row) else ""
-
-        reference = cell("reference")
-        if not reference:
-            errors.setdefault(f"line {n}.reference", []).append("missing")
-        amount = _amount(cell("amount_fen"), cell("amount"))
-        if isinstance(amount, str):
-            errors.setdefault(f"line {n}.amount", []).append(amount)
+        lines.append(_line(n, row, header, column, errors))
         if len(errors) >= MAX_ERRORS:
             break
-        lines.append({"line": n, "reference": reference, "amount_fen": amount,
-                      "date": cell("date") or None, "payee": cell("payee") or None,
-                      "memo": cell("memo") or None})
     if errors:
         raise ValidationFailed(f"{len(errors)} bad statement field(s), first at "
                                f"{next(iter(errors))}", errors)
@@ -111,39 +100,171 @@ def parse_statement(text: str) -> list[dict[str, Any]]:
     return lines
 
 
-def _amount(fen_text: str, yuan_text: str) -> int | str:
-    """Fen, or a message saying what is wrong with the amount."""
-    if fen_text:
-        if not re.fullmatch(r"[+-]?\d+", fen_text):
-            return f"amount_fen {fen_text!r} is not a whole number of fen"
-        value = abs(int(fen_text))
-    else:
-        text = yuan_text.replace(",", "").replace("¥", "").replace("￥", "").strip()
-        if not _YUAN.match(text):
-            return f"{yuan_text!r} is not an amount in yuan with at most two decimals"
+def echo(text: str) -> str:
+    """A cell as an error message may quote it: at most ECHO characters, and its length."""
+    if len(text) <= ECHO:
+        return repr(text)
+    return f"{text[:ECHO]!r}... ({len(text)} characters)"
+
+
+def _rows(text: str) -> Iterator[list[str]]:
+    """The CSV rows; a row the csv module cannot read is a 422 naming its line."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    n = 0
+    while True:
         try:
-            value = abs(int(Decimal(text) * 100))
-        except InvalidOperation:  # pragma: no cover - the pattern already excludes these
-            return f"{yuan_text!r} is not a number"
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"line {n}" if n else "header"
+            raise ValidationFailed(f"{where}: not readable as CSV ({exc})",
+                                   {where: [f"not readable as CSV: {exc}"]}) from None
+        n += 1
+        yield row
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    """Which column holds each field; ValidationFailed when reference or amount is missing."""
+    names = [h.strip().lower() for h in header]
+    column: dict[str, int] = {}
+    for field, aliases in ALIASES.items():
+        found = next((names.index(a) for a in aliases if a in names), None)
+        if found is not None:
+            column[field] = found
+    missing = [f for f in ("reference",) if f not in column]
+    if "amount" not in column and "amount_fen" not in column:
+        missing.append("amount")
+    if missing:
+        raise ValidationFailed(f"the statement header lacks: {', '.join(missing)}",
+                               {"header": [f"needs a '{m}' column" for m in missing]})
+    return column
+
+
+def _line(n: int, row: list[str], header: list[str], column: dict[str, int],
+          errors: dict[str, list[str]]) -> dict[str, Any]:
+    """One statement line; what is wrong with it goes into `errors` by `line n.field`."""
+    def cell(field: str) -> str:
+        index = column.get(field)
+        return row[index].strip() if index is not None and index < len(row) else ""
+
+    def where(field: str) -> str:
+        index = column[field]
+        return f"column {index + 1} ({echo(header[index].strip())})"
+
+    reference = cell("reference")
+    if not reference:
+        errors.setdefault(f"line {n}.reference", []).append(f"{where('reference')}: missing")
+    elif len(reference) > MAX_REFERENCE:
+        errors.setdefault(f"line {n}.reference", []).append(
+            f"{where('reference')}: {echo(reference)} is longer than {MAX_REFERENCE} "
+            "characters")
+    # the column the amount was read from: amount_fen when it has a value or is the only one
+    used = "amount_fen" if cell("amount_fen") or "amount" not in column else "amount"
+    amount = _amount(cell("amount_fen"), cell("amount"))
+    if isinstance(amount, str):
+        errors.setdefault(f"line {n}.amount", []).append(f"{where(used)}: {amount}")
+    return {"line": n, "reference": reference, "amount_fen": amount,
+            "date": cell("date")[:MAX_KEPT] or None, "payee": cell("payee")[:MAX_KEPT] or None,
+            "memo": cell("memo")[:MAX_KEPT] or None}
+
+
+def _amount(fen_text: str, yuan_text: str) -> int | str:
+    """Fen, or a message saying what is wrong with the amount (quoting at most ECHO chars).
+
+    Digits are counted before any conversion: a cell of thousands of digits is refused as
+    too large, never handed to int() (which refuses over 4,300 digits) or to BSON.
+    """
+    if not fen_text and not yuan_text:
+        return "missing"
+    if fen_text:
+        text = unicodedata.normalize("NFKC", fen_text)
+        if not _FEN.fullmatch(text):
+            return f"{echo(fen_text)} is not a whole number of fen"
+        digits = text.lstrip("+-").lstrip("0")
+        value = int(digits or "0") if len(digits) <= MAX_DIGITS else MAX_FEN + 1
+    else:
+        text = unicodedata.normalize("NFKC", yuan_text)
+        text = text.replace(",", "").replace("¥", "").strip()
+        match = _YUAN.fullmatch(text)
+        if not match:
+            return f"{echo(yuan_text)} is not an amount in yuan with at most two decimals"
+        whole = match["whole"].lstrip("0")
+        cents = (match["cents"] or "").ljust(2, "0")
+        value = (int(whole or "0") * 100 + int(cents) if len(whole) <= MAX_DIGITS - 2
+                 else MAX_FEN + 1)
+    if value > MAX_FEN:
+        return f"{echo(fen_text or yuan_text)} is more than {MAX_FEN // 100} yuan"
     return value if value > 0 else "the amount is zero"
 
 
+def line_finding(stm_id: str, kind: str, line: dict[str, Any], payout: dict[str, Any] | None
+                 ) -> dict[str, Any]:
+    """The finding of one statement line."""
+    return {"_id": f"{stm_id}:{line['line']:06d}", "statement_id": stm_id, "kind": kind,
+            "line": line["line"], "reference": line["reference"],
+            "statement_amount_fen": line["amount_fen"],
+            "payout_amount_fen": int(payout["amount_fen"]) if payout else None,
+            "tutor_id": payout["tutor_id"] if payout else None,
+            "tutor_name": payout["tutor_name"] if payout else None,
+            "date": line.get("date"), "payee": line.get("payee"), "note": line.get("memo"),
+            "key": sort_key(f"{line['line']:06d}")}
+
+
+def kind_of(stm_id: str, line: dict[str, Any], payout: dict[str, Any] | None,
+            seen: set[str]) -> str:
+    """What a statement line is, against our payout with its reference (module docs)."""
+    if payout is None:
+        return "unknown_reference"
+    if line["reference"] in seen:
+        return "duplicate_line"
+    if payout["status"] == "paid" and payout.get("statement_id") != stm_id:
+        return "already_paid"
+    if payout["status"] not in ("sent", "paid"):
+        return "not_sent"
+    if int(payout["amount_fen"]) != line["amount_fen"]:
+        return "amount_mismatch"
+    return "matched"
+
+
+def classify(stm_id: str, lines: list[dict[str, Any]], payouts: dict[str, dict[str, Any]]
+             ) -> tuple[list[dict[str, Any]], list[str]]:
+    """(a finding per statement line, the references that match a payout)."""
+    findings: list[dict[str, Any]] = []
+    candidates: list[str] = []
+    seen: set[str] = set()
+    for line in lines:
+        payout = payouts.get(line["reference"])
+        kind = kind_of(stm_id, line, payout, seen)
+        if kind == "matched":
+            candidates.append(line["reference"])
+        seen.add(line["reference"])
+        findings.append(line_finding(stm_id, kind, line, payout))
+    return findings, candidates
+
+
 class Reconciliation:
-    def __init__(self, db: Database, ledger: Ledger) -> None:
+    def __init__(self, db: Database, ledger: Ledger, requests: Requests) -> None:
         self.statements = db.statements
         self.findings = db.statement_findings
         self.lines = db.payout_lines
         self.accruals = db.accruals
         self.ledger = ledger
+        self.requests = requests
 
     def ensure_indexes(self) -> None:
         self.statements.create_index("district")  # single-field: see Ledger's indexes
         self.findings.create_index("statement_id")
 
     # -- import -------------------------------------------------------------------------
-    def import_statement(self, district: str, sub: str, text: str) -> dict[str, Any]:
+    def import_statement(self, district: str, sub: str, text: str, key: str | None = None
+                         ) -> dict[str, Any]:
+        """Reconcile a statement once: its id is its content's, so a retry (with the same
+        Idempotency-Key, or none) finds it; the key bound to another file is refused."""
         lines = parse_statement(text)
         digest = hashlib.sha256(f"{district}\n{text}".encode()).hexdigest()[:24]
+        self.requests.bind("statement", district, sub, key, f"stm_{digest}",
+                           hashlib.sha256(text.encode()).hexdigest())
         now = clock.stamp()
         doc = {"_id": f"stm_{digest}", "district": district, "state": "importing",
                "lines": len(lines), "total_fen": sum(line["amount_fen"] for line in lines),
@@ -169,43 +290,10 @@ class Reconciliation:
     def _reconcile(self, stm: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
         stm_id, district = stm["_id"], stm["district"]
         refs = list(dict.fromkeys(line["reference"] for line in lines))
-        payouts: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(refs):
-            for p in self.lines.find({"_id": {"$in": list(chunk)}},
-                                     {"district": 1, "status": 1, "statement_id": 1,
-                                      "amount_fen": 1, "tutor_id": 1, "tutor_name": 1}):
-                if p["district"] == district:  # another district's reference is unknown here
-                    payouts[p["_id"]] = p
-        findings: list[dict[str, Any]] = []
-        candidates: dict[str, dict[str, Any]] = {}
-        seen: set[str] = set()
-        for line in lines:
-            ref = line["reference"]
-            p = payouts.get(ref)
-            if p is None:
-                kind = "unknown_reference"
-            elif ref in seen:
-                kind = "duplicate_line"
-            elif p["status"] == "paid" and p.get("statement_id") != stm_id:
-                kind = "already_paid"
-            elif p["status"] not in ("sent", "paid"):
-                kind = "not_sent"
-            elif int(p["amount_fen"]) != line["amount_fen"]:
-                kind = "amount_mismatch"
-            else:
-                kind = "matched"
-                candidates[ref] = line
-            seen.add(ref)
-            findings.append(self._finding(stm_id, kind, line, p))
+        payouts = self._payouts(district, refs)
+        findings, candidates = classify(stm_id, lines, payouts)
         now = clock.stamp()
-        # one update_many per 1,000 references: on nx-27017 nearly twice as fast as a
-        # bulk_write of single updates (the statement line stays on the finding)
-        for chunk in _chunks(list(candidates)):
-            self.lines.update_many({"_id": {"$in": list(chunk)}, "status": "sent"},
-                                   {"$set": {"status": "paid", "statement_id": stm_id,
-                                             "paid_at": now}})
-        matched = {p["_id"]: p for p in self.lines.find(
-            {"statement_id": stm_id}, {"term": 1, "amount_fen": 1, "visit_ids": 1})}
+        matched = self._mark_lines_paid(stm_id, candidates, now)
         for finding in findings:  # lost a race with another statement for the same payout
             if finding["kind"] == "matched" and finding["reference"] not in matched:
                 finding["kind"] = "already_paid"
@@ -224,17 +312,29 @@ class Reconciliation:
         assert done is not None
         return done
 
-    @staticmethod
-    def _finding(stm_id: str, kind: str, line: dict[str, Any], payout: dict[str, Any] | None
-                 ) -> dict[str, Any]:
-        return {"_id": f"{stm_id}:{line['line']:06d}", "statement_id": stm_id, "kind": kind,
-                "line": line["line"], "reference": line["reference"],
-                "statement_amount_fen": line["amount_fen"],
-                "payout_amount_fen": int(payout["amount_fen"]) if payout else None,
-                "tutor_id": payout["tutor_id"] if payout else None,
-                "tutor_name": payout["tutor_name"] if payout else None,
-                "date": line.get("date"), "payee": line.get("payee"), "note": line.get("memo"),
-                "key": sort_key(f"{line['line']:06d}")}
+    def _payouts(self, district: str, refs: list[str]) -> dict[str, dict[str, Any]]:
+        """This district's payout lines with these references, by reference."""
+        payouts: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(refs):
+            for p in self.lines.find({"_id": {"$in": list(chunk)}},
+                                     {"district": 1, "status": 1, "statement_id": 1,
+                                      "amount_fen": 1, "tutor_id": 1, "tutor_name": 1}):
+                if p["district"] == district:  # another district's reference is unknown here
+                    payouts[p["_id"]] = p
+        return payouts
+
+    def _mark_lines_paid(self, stm_id: str, candidates: list[str], now: str
+                         ) -> dict[str, dict[str, Any]]:
+        """Sent payout lines matched by this statement become paid; answers those that did
+        (this statement's, also from an earlier attempt), by reference."""
+        # one update_many per 1,000 references: on nx-27017 nearly twice as fast as a
+        # bulk_write of single updates (the statement line stays on the finding)
+        for chunk in _chunks(candidates):
+            self.lines.update_many({"_id": {"$in": list(chunk)}, "status": "sent"},
+                                   {"$set": {"status": "paid", "statement_id": stm_id,
+                                             "paid_at": now}})
+        return {p["_id"]: p for p in self.lines.find(
+            {"statement_id": stm_id}, {"term": 1, "amount_fen": 1, "visit_ids": 1})}
 
     def _not_on_statement(self, stm_id: str, district: str, refs: set[str]
                           ) -> list[dict[str, Any]]:

@@ -13,8 +13,10 @@ from services.funding.ledger import Ledger
 from services.funding.payouts import Payouts
 from services.funding.rate_cards import RateCards
 from services.funding.reconciliation import Reconciliation
+from services.funding.requests import Requests
 from services.kit.config import Settings
 from services.kit.mongo import Repository
+from services.kit.request_keys import RequestKeys
 
 
 class FundingRepository(Repository):
@@ -22,16 +24,17 @@ class FundingRepository(Repository):
 
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(db, settings)
+        self.requests = Requests(RequestKeys(self.db.request_keys))
         self.ledger = Ledger(self.db)
-        self.cards = RateCards(self.db)
+        self.cards = RateCards(self.db, self.requests)
         self.accruals = Accruals(self.db, self.ledger, self.cards)
-        self.budgets = Budgets(self.ledger)
-        self.payouts = Payouts(self.db, self.ledger)
-        self.reconciliation = Reconciliation(self.db, self.ledger)
+        self.budgets = Budgets(self.ledger, self.requests)
+        self.payouts = Payouts(self.db, self.ledger, self.requests)
+        self.reconciliation = Reconciliation(self.db, self.ledger, self.requests)
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
-        for part in (self.ledger, self.cards, self.accruals, self.payouts,
+        for part in (self.requests, self.ledger, self.cards, self.accruals, self.payouts,
                      self.reconciliation):
             part.ensure_indexes()
 

@@ -1,8 +1,10 @@
 """The funding service's entrypoints: check the caller, validate, call the domain, answer.
 
-Every RPC takes the gateway's `actor`; only `finance` staff may call, and each acts for
-the district named by their token's `org`. Another district's records answer 404, as if
-they did not exist. Files (CSV, XLSX) travel as {filename, content_type, text|base64}.
+Every RPC takes the gateway's signed `actor`, verified first (kit.actor); only `finance`
+staff may call, and each acts for the district named by their token's `org`
+(funding/staff.py). Another district's records answer 404, as if they did not exist.
+Creating calls take the caller's Idempotency-Key as `key` and bind it (funding/requests.py).
+Files (CSV, XLSX) travel as {filename, content_type, text|base64}.
 """
 
 from __future__ import annotations
@@ -37,25 +39,18 @@ from services.contracts.funding import (
 from services.contracts.terms import TERM_PATTERN
 from services.funding import accruals, exports, payouts, rate_cards, reconciliation
 from services.funding.ledger import account_view, entry_view, posting_view
-from services.funding.pages import page
 from services.funding.repository import FundingRepository
+from services.funding.staff import finance_staff
+from services.kit.actor import Actors
 from services.kit.boundary import load
 from services.kit.context import LogContext
-from services.kit.errors import Forbidden, NotFound, validation_error
+from services.kit.errors import NotFound, validation_error
 from services.kit.events import subscribe
 from services.kit.health import Health
 from services.kit.mongo import Store
+from services.kit.pages import page
 
 log = logging.getLogger("kepu.funding")
-
-
-def caller(actor: dict[str, Any] | None) -> tuple[str, str]:
-    """(district, sub) of a finance caller, else Forbidden."""
-    if not actor or actor.get("role") != "finance":
-        raise Forbidden("funding is for finance staff only", code="finance-only")
-    if not actor.get("org"):
-        raise Forbidden("a finance token must name its district (org)", code="no-district")
-    return actor["org"], actor["sub"]
 
 
 def listing(rows: list[dict[str, Any]], cursor: str | None, view: Any) -> dict[str, Any]:
@@ -81,38 +76,44 @@ class FundingService(Health):
     name = "funding"
     store = Store(FundingRepository)
     log_context = LogContext()
+    actors = Actors()
+
+    def _staff(self, actor: Any) -> tuple[str, str]:
+        """(district, sub) of the verified finance caller; Forbidden for anyone else."""
+        return finance_staff(self.actors(actor))
 
     # -- budgets and the ledger ---------------------------------------------------------
     @rpc
     def fund_budget(self, actor: dict[str, Any], payload: dict[str, Any],
                     key: str | None = None) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         data = load(FundRequest, payload)
         return posting_view(self.store.budgets.fund(district, sub, data, key))
 
     @rpc
     def transfer_budget(self, actor: dict[str, Any], payload: dict[str, Any],
                         key: str | None = None) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         data = load(TransferRequest, payload)
         return posting_view(self.store.budgets.transfer(district, sub, data, key))
 
     @rpc
     def budgets(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         term = load(BudgetQuery, query)["term"]
         return {"items": self.store.budgets.summary(district, term), "next_cursor": None}
 
     @rpc
     def reverse_posting(self, actor: dict[str, Any], posting_id: str,
-                        payload: dict[str, Any]) -> dict[str, Any]:
-        district, sub = caller(actor)
+                        payload: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        district, sub = self._staff(actor)
         reason = load(ReverseRequest, payload)["reason"]
-        return posting_view(self.store.budgets.reverse(district, sub, posting_id, reason))
+        return posting_view(self.store.budgets.reverse(district, sub, posting_id, reason,
+                                                       key))
 
     @rpc
     def get_posting(self, actor: dict[str, Any], posting_id: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         doc = self.store.ledger.postings.find_one({"_id": posting_id, "district": district})
         if doc is None:
             raise NotFound(f"posting {posting_id} not found", code="posting-not-found")
@@ -120,7 +121,7 @@ class FundingService(Health):
 
     @rpc
     def list_accounts(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         q = load(AccountQuery, query)
         flt: dict[str, Any] = {"district": district}
         for name in ("term", "kind"):
@@ -140,7 +141,7 @@ class FundingService(Health):
     def get_account(self, actor: dict[str, Any], account_id: str, query: dict[str, Any]
                     ) -> dict[str, Any]:
         """An account with its balance now, or at `at` (the sum of its entries up to then)."""
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         at = load(BalanceQuery, query).get("at")
         doc = self._account(district, account_id)
         if at is None:
@@ -150,7 +151,7 @@ class FundingService(Health):
     @rpc
     def account_entries(self, actor: dict[str, Any], account_id: str,
                         query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         q = load(EntryQuery, query)
         self._account(district, account_id)
         rows, cursor = self.store.ledger.history(account_id, q["limit"], q.get("cursor"),
@@ -160,7 +161,7 @@ class FundingService(Health):
     @rpc
     def trial_balance(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
         """Every account of a term with its balance (now, or at `at`); they sum to zero."""
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         term = term_of(query.get("term", ""))
         at = load(BalanceQuery, {k: v for k, v in query.items() if k == "at"}).get("at")
         ledger = self.store.ledger
@@ -176,15 +177,15 @@ class FundingService(Health):
 
     # -- rate cards ---------------------------------------------------------------------
     @rpc
-    def create_rate_card(self, actor: dict[str, Any], payload: dict[str, Any]
-                         ) -> dict[str, Any]:
-        district, sub = caller(actor)
+    def create_rate_card(self, actor: dict[str, Any], payload: dict[str, Any],
+                         key: str | None = None) -> dict[str, Any]:
+        district, sub = self._staff(actor)
         data = load(RateCardRequest, payload)
-        return rate_cards.view(self.store.cards.create(district, data, sub))
+        return rate_cards.view(self.store.cards.create(district, data, sub, key))
 
     @rpc
     def rate_cards(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         on = load(RateCardQuery, query).get("on")
         if on is not None:
             card = self.store.cards.in_force(district, on)
@@ -205,60 +206,60 @@ class FundingService(Health):
 
     @rpc
     def list_accruals(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         rows, cursor = self.store.accruals.list(district, load(AccrualQuery, query))
         return listing(rows, cursor, accruals.view)
 
     @rpc
     def get_accrual(self, actor: dict[str, Any], visit_id: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         return accruals.view(self.store.accruals.get(district, visit_id))
 
     @rpc
     def approve_accruals(self, actor: dict[str, Any], payload: dict[str, Any]
                          ) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         data = load(VisitSelection, payload)
         return self.store.accruals.approve(district, data.get("visit_ids"), data.get("term"),
                                            sub)
 
     @rpc
     def retry_accruals(self, actor: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         data = load(VisitSelection, payload)
         return self.store.accruals.retry(district, data.get("visit_ids"), data.get("term"))
 
     @rpc
     def recover_clawback(self, actor: dict[str, Any], visit_id: str, payload: dict[str, Any]
                          ) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         memo = load(RecoverRequest, payload)["memo"]
         return accruals.view(self.store.accruals.recover(district, visit_id, sub, memo))
 
     # -- payout runs --------------------------------------------------------------------
     @rpc
-    def create_payout_run(self, actor: dict[str, Any], payload: dict[str, Any]
-                          ) -> dict[str, Any]:
-        district, sub = caller(actor)
+    def create_payout_run(self, actor: dict[str, Any], payload: dict[str, Any],
+                          key: str | None = None) -> dict[str, Any]:
+        district, sub = self._staff(actor)
         data = load(PayoutRunRequest, payload)
         return payouts.run_view(self.store.payouts.create(district, data["term"], sub,
-                                                          data.get("note")))
+                                                          data.get("note"), key))
 
     @rpc
     def list_payout_runs(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         rows, cursor = self.store.payouts.list(district, load(PayoutRunQuery, query))
         return listing(rows, cursor, payouts.run_view)
 
     @rpc
     def get_payout_run(self, actor: dict[str, Any], run_id: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         return payouts.run_view(self.store.payouts.get(district, run_id))
 
     @rpc
     def payout_run_lines(self, actor: dict[str, Any], run_id: str, query: dict[str, Any]
                          ) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         rows, cursor = self.store.payouts.list_lines(district, run_id,
                                                      load(PayoutLineQuery, query))
         return listing(rows, cursor, payouts.line_view)
@@ -266,7 +267,7 @@ class FundingService(Health):
     @rpc
     def payout_lines(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
         """Payout lines of every run of the district, e.g. `status=sent`: not yet paid."""
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         q = load(PayoutLineQuery, query)
         flt: dict[str, Any] = {"district": district}
         if q.get("status"):
@@ -276,29 +277,30 @@ class FundingService(Health):
 
     @rpc
     def approve_payout_run(self, actor: dict[str, Any], run_id: str) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         return payouts.run_view(self.store.payouts.approve(district, run_id, sub))
 
     @rpc
     def export_payout_run(self, actor: dict[str, Any], run_id: str) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         return payouts.run_view(self.store.payouts.export(district, run_id, sub))
 
     @rpc
     def discard_payout_run(self, actor: dict[str, Any], run_id: str) -> dict[str, Any]:
-        district, sub = caller(actor)
+        district, sub = self._staff(actor)
         return payouts.run_view(self.store.payouts.discard(district, run_id, sub))
 
     @rpc
     def payout_file(self, actor: dict[str, Any], run_id: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         return text_file(*self.store.payouts.payout_file(district, run_id))
 
     # -- reconciliation -----------------------------------------------------------------
     @rpc
-    def import_statement(self, actor: dict[str, Any], text: str) -> dict[str, Any]:
-        district, sub = caller(actor)
-        doc = self.store.reconciliation.import_statement(district, sub, text)
+    def import_statement(self, actor: dict[str, Any], text: str, key: str | None = None
+                         ) -> dict[str, Any]:
+        district, sub = self._staff(actor)
+        doc = self.store.reconciliation.import_statement(district, sub, text, key)
         return self._statement(doc)
 
     def _statement(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -308,19 +310,19 @@ class FundingService(Health):
 
     @rpc
     def list_statements(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         rows, cursor = self.store.reconciliation.list(district, load(StatementQuery, query))
         return listing(rows, cursor, reconciliation.statement_view)
 
     @rpc
     def get_statement(self, actor: dict[str, Any], statement_id: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         return self._statement(self.store.reconciliation.get(district, statement_id))
 
     @rpc
     def statement_findings(self, actor: dict[str, Any], statement_id: str,
                            query: dict[str, Any]) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         rows, cursor = self.store.reconciliation.findings_page(
             district, statement_id, load(FindingQuery, query))
         return listing(rows, cursor, reconciliation.finding_view)
@@ -328,7 +330,7 @@ class FundingService(Health):
     @rpc
     def statement_file(self, actor: dict[str, Any], statement_id: str, fmt: str
                        ) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         doc = self.store.reconciliation.get(district, statement_id)
         found, _ = self.store.reconciliation.all_findings(statement_id)
         if fmt == "csv":
@@ -339,13 +341,13 @@ class FundingService(Health):
     # -- reports ------------------------------------------------------------------------
     @rpc
     def term_report(self, actor: dict[str, Any], term: str) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         return self.store.report(district, term_of(term))
 
     @rpc
     def report_file(self, actor: dict[str, Any], term: str, fmt: str, query: dict[str, Any]
                     ) -> dict[str, Any]:
-        district, _ = caller(actor)
+        district, _ = self._staff(actor)
         report = self.store.report(district, term_of(term))
         if fmt == "csv":
             by = load(ReportCsvQuery, query)["by"]

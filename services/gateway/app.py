@@ -1,4 +1,10 @@
-"""The WSGI application: routing, auth, body limits, validation, idempotency, problems."""
+"""The WSGI application: routing, auth, body limits, rate limits, validation, idempotency,
+problems.
+
+The RPC client, the MongoDB client, the idempotency store and the throttle are built from
+Settings unless passed in, so unit tests run the whole app with werkzeug's test client and
+a fake RPC (services/gateway/tests).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from services.gateway import health
+from services.gateway.body import parse_json
 from services.gateway.idempotency import IdempotencyKeys, Stored, fingerprint
 from services.gateway.limits import DEFAULT_MAX_BODY
 from services.gateway.openapi import build_spec
@@ -26,28 +33,49 @@ from services.gateway.problems import (
 )
 from services.gateway.routes import all_routes
 from services.gateway.routing import Call, Route
+from services.gateway.throttle import Throttle, client_address, group_of, parse_rates
 from services.kit import auth
+from services.kit.actor import actor_key
 from services.kit.boundary import load
 from services.kit.config import Settings
 from services.kit.errors import DomainError
-from services.kit.logs import correlation_id, new_correlation_id
+from services.kit.logs import clip, correlation_id, new_correlation_id
 from services.kit.mongo import connect
 from services.kit.rpc_client import RpcClient
 
 log = logging.getLogger("kepu.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_ID_SEGMENT = re.compile(r"^[a-z]{2,5}_[0-9a-f]{16}$|^[A-Za-z0-9_-]{1,24}$")
+ROUTE_KEY = "kepu.route"  # the environ key holding the matched route's template
+
+
+def loggable_path(environ: dict[str, Any], path: str) -> str:
+    """What a log line may say about the request's path: the matched route's template
+    (`/v1/consents/<token>`), else the path with anything token-like cut out. Never the
+    query string: consent links and tokens travel in paths and queries."""
+    template = environ.get(ROUTE_KEY)
+    if template:
+        return template
+    parts = [p if _ID_SEGMENT.match(p) else "<redacted>" for p in path.split("/")]
+    return clip("/".join(parts), 200)
 
 
 class Gateway:
-    def __init__(self, settings: Settings, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(self, settings: Settings, max_body: int = DEFAULT_MAX_BODY, *,
+                 rpc: Any = None, mongo: Any = None, keys: IdempotencyKeys | None = None,
+                 throttle: Throttle | None = None, routes: list[Route] | None = None) -> None:
         self.settings = settings
         self.max_body = max_body
-        self.rpc = RpcClient(settings.amqp_url, timeout=settings.rpc_timeout_s)
-        self.mongo = connect(settings, "gateway")
-        self.keys = IdempotencyKeys(self.mongo[settings.database("gateway")].idempotency)
+        self.rpc = rpc if rpc is not None else RpcClient(settings.amqp_url,
+                                                         timeout=settings.rpc_timeout_s)
+        self.mongo = mongo if mongo is not None else connect(settings, "gateway")
+        self.actor_key = actor_key(settings.jwt_secret)
+        self.keys = keys or IdempotencyKeys(self.mongo[settings.database("gateway")].idempotency)
+        self.throttle = throttle or Throttle(parse_rates(settings.rate_limits))
+        self.ready = health.Readiness(self)
         self._indexed = threading.Event()
-        self.routes = all_routes()
+        self.routes = all_routes() if routes is None else list(routes)
         self.url_map = Map([Rule(r.path, endpoint=r, methods=[r.method]) for r in self.routes])
         self._spec: dict[str, Any] | None = None
 
@@ -62,7 +90,8 @@ class Gateway:
         except DomainError as exc:
             response = problem_response(exc, rid)
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s %s", request.method,
+                          loggable_path(environ, request.path))
             response = problem_response(
                 Problem(500, "Internal error", "the request failed; it was logged",
                         kind="internal"), rid)
@@ -72,8 +101,14 @@ class Gateway:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        if request.path == "/healthz":
-            status, body = health.check(self)
+        if request.path == "/livez":
+            status, body = health.live()
+            return self.json(body, status)
+        client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                self.settings.proxy_hops)
+        self.throttle.take(group_of(request.path), client)
+        if request.path in ("/readyz", "/healthz"):
+            status, body = self.ready()
             return self.json(body, status)
         if request.path == "/v1/openapi.json":
             if self._spec is None:
@@ -86,10 +121,11 @@ class Gateway:
             raise Problem(405, "Method not allowed", f"{request.method} is not allowed here",
                           headers={"Allow": ", ".join(exc.valid_methods or [])}) from None
         except NotFound:
-            raise Problem(404, "Not found", f"no such resource: {request.path}",
+            raise Problem(404, "Not found", f"no such resource: {clip(request.path)}",
                           kind="not-found") from None
         except HTTPException as exc:  # e.g. redirects for trailing slashes
             raise Problem(exc.code or 400, exc.name, exc.description or "") from None
+        request.environ[ROUTE_KEY] = route.path
         return self.handle(route, path_args, request)
 
     # -- one API call ---------------------------------------------------------------------
@@ -134,11 +170,7 @@ class Gateway:
             except UnicodeDecodeError:
                 raise Problem(400, "Malformed body", "the body is not UTF-8",
                               kind="malformed-body") from None
-        try:
-            data = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}",
-                          kind="malformed-json") from None
+        data = parse_json(raw)
         if route.body is None:
             return data
         if data is None:
@@ -152,7 +184,8 @@ class Gateway:
         raw = self.read_body(route, request) if request.method in ("POST", "PUT", "PATCH") else b""
         body = self.parse_body(route, request, raw) if raw or route.body else None
         query = load(route.query, request.args.to_dict()) if route.query else {}
-        call = Call(principal, self.rpc, request, path_args, query, body)
+        call = Call(principal, self.rpc, request, path_args, query, body,
+                    actor_key=self.actor_key)
 
         key = request.headers.get("Idempotency-Key")
         if not (route.creates and key is not None and principal is not None):

@@ -1,9 +1,15 @@
 """`Idempotency-Key` for POSTs that create: a repeat gets the first answer.
 
-Per caller (token subject and org) and key, kept 48 hours. The same key with another body
-is refused (422); a repeat while the first is still running gets 409; a server error is
-not remembered, so the client may try again with the same key. A record left `running`
+Per caller (token subject and org) and key, kept 48 hours (`KEEP`): longer than any
+client retries. The same key with another body is refused (422); a repeat while the first
+is still running gets 409; a server error or a lost upstream call is not remembered, so
+the client may try again with the same key — the service binds the key too
+(kit.request_keys), so that retry never creates a second record. A record left `running`
 by a crashed gateway is taken over once its lease has passed.
+
+`expires_at` is a BSON datetime under a TTL index (MongoDB deletes expired records
+itself); the sweep stays for servers that do not run a TTL monitor, and a record read
+after its expiry counts as absent either way.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.collection import Collection
@@ -20,7 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from services.gateway.problems import Problem
 from services.kit import clock
 
-KEEP_S = 48 * 3600
+KEEP = timedelta(hours=48)
 LEASE_S = 90
 MAX_KEY = 200
 
@@ -35,7 +42,7 @@ class Stored:
 def fingerprint(method: str, path: str, body: bytes) -> str:
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, ensure_ascii=False).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (CSV uploads), or absurdly deep
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
@@ -46,9 +53,9 @@ class IdempotencyKeys:
         self._swept = 0.0
 
     def ensure_indexes(self) -> None:
-        self.collection.create_index("expires_at")
+        self.collection.create_index("expires_at", expireAfterSeconds=0)
 
-    def begin(self, scope: str, key: str, print_: str) -> Stored | None:
+    def begin(self, scope: str, key: str, print_: str, again: bool = True) -> Stored | None:
         """None: this request runs. A Stored: answer with it. Raises the 409/422 problems."""
         if not key or len(key) > MAX_KEY:
             raise Problem(400, "Bad Idempotency-Key", f"1 to {MAX_KEY} characters",
@@ -60,14 +67,18 @@ class IdempotencyKeys:
         try:
             self.collection.insert_one({"_id": doc_id, "fingerprint": print_, "state": "running",
                                         "lease_until": clock.later(LEASE_S),
-                                        "expires_at": clock.later(KEEP_S)})
+                                        "expires_at": clock.expiry(KEEP)})
             return None
         except DuplicateKeyError:
             pass
         doc = self.collection.find_one({"_id": doc_id})
-        if doc is None or doc["expires_at"] < now:
-            self.collection.delete_one({"_id": doc_id, "expires_at": {"$lt": now}})
-            return self.begin(scope, key, print_)
+        if (doc is None or _expired(doc)) and again:
+            if doc is not None:
+                self.collection.delete_one({"_id": doc_id, "expires_at": doc["expires_at"]})
+            return self.begin(scope, key, print_, again=False)
+        if doc is None or _expired(doc):
+            raise Problem(409, "Request in progress", "try again", kind="idempotency-in-flight",
+                          headers={"Retry-After": "1"})
         if doc["fingerprint"] != print_:
             raise Problem(422, "Idempotency-Key reused",
                           "this Idempotency-Key was used with a different request",
@@ -99,4 +110,18 @@ class IdempotencyKeys:
         if time.monotonic() - self._swept < 60:
             return
         self._swept = time.monotonic()
-        self.collection.delete_many({"expires_at": {"$lt": clock.stamp()}})
+        self.collection.delete_many({"expires_at": {"$lt": datetime.now(UTC)}})
+
+
+def _expired(doc: dict[str, Any]) -> bool:
+    """Past its `expires_at` by the real clock (the one a TTL monitor uses).
+
+    Records written before `expires_at` became a datetime hold a stamp string.
+    """
+    expires = doc.get("expires_at")
+    if isinstance(expires, str):
+        try:
+            expires = clock.parse(expires)
+        except ValueError:
+            return True
+    return not isinstance(expires, datetime) or expires < datetime.now(UTC)

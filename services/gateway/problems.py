@@ -8,6 +8,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from services.kit.errors import DomainError
+from services.kit.logs import clip
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -24,8 +25,13 @@ class Problem(DomainError):
         self.headers = headers or {}
 
 
+DETAIL_MAX = 500  # a detail that echoes input (an id from the path) never grows with it
+
+
 def problem_response(error: DomainError, request_id: str | None = None) -> Response:
     body = error.problem()
+    if isinstance(body.get("detail"), str):
+        body["detail"] = clip(body["detail"], DETAIL_MAX)
     if request_id:
         body["request_id"] = request_id
     response = Response(json.dumps(body, ensure_ascii=False), status=error.status,

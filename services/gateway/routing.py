@@ -16,6 +16,7 @@ from typing import Any
 from marshmallow import Schema
 from werkzeug.wrappers import Request
 
+from services.kit.actor import Actor, sign
 from services.kit.auth import Principal
 from services.kit.rpc_client import RpcClient
 
@@ -31,11 +32,21 @@ class Call:
     query: dict[str, Any]
     body: Any  # the JSON body, checked against the route's schema, as sent
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    actor_key: bytes = field(default=b"", repr=False)
 
     @property
     def actor(self) -> dict[str, Any] | None:
-        """The principal as services receive it, to check ownership themselves."""
-        return self.principal.as_dict() if self.principal else None
+        """The principal as services receive it: signed, so they can verify it (kit.actor)."""
+        if self.principal is None:
+            return None
+        p = self.principal
+        return sign(Actor(sub=p.sub, role=p.role, org=p.org), self.actor_key)
+
+    @property
+    def request_key(self) -> str | None:
+        """The `Idempotency-Key` a creating call passes on, so its service binds it."""
+        key = self.request.headers.get("Idempotency-Key")
+        return key.strip() if key and key.strip() else None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from services.kit.errors import ValidationFailed
+from services.kit.logs import clip
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -37,14 +38,28 @@ def shared(schema: type[Schema]) -> Schema:
     return schema()
 
 
+FIELDS_SHOWN = 50  # bad fields one refusal names; the rest are counted
+FIELD_NAME_MAX = 80  # an unknown field's name is the client's text: echoed clipped
+
+
+def _shown(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The errors as a refusal may echo them: names clipped, at most FIELDS_SHOWN of them."""
+    shown: dict[str, list[str]] = {}
+    for name in sorted(errors)[:FIELDS_SHOWN]:
+        shown.setdefault(clip(name, FIELD_NAME_MAX), []).extend(errors[name])
+    if len(errors) > FIELDS_SHOWN:
+        shown["_more"] = [f"{len(errors) - FIELDS_SHOWN} more invalid fields"]
+    return shown
+
+
 def load(schema: Schema | type[Schema], data: Any, **kwargs: Any) -> Any:
     """Validate and deserialise `data`, or raise ValidationFailed naming each bad field."""
     instance = shared(schema) if isinstance(schema, type) else schema
     try:
         return instance.load(data, **kwargs)
     except ValidationError as exc:
-        errors = _flatten(exc.messages)
-        fields = ", ".join(sorted(errors))
+        errors = _shown(_flatten(exc.messages))
+        fields = ", ".join(errors)
         raise ValidationFailed(f"invalid fields: {fields}", errors) from None
 
 

@@ -51,6 +51,8 @@ class Settings:
     log_level: str = "INFO"
     quorum_queues: bool = False
     write_concern_majority: bool = False
+    rate_limits: str = ""  # the gateway's per-client limits: "group=rate/s:burst,…" (throttle)
+    proxy_hops: int = 0  # trusted proxies in front of the gateway (client = X-Forwarded-For)
 
     @property
     def max_attempts(self) -> int:
@@ -75,6 +77,8 @@ class Settings:
             log_level=env.get("KEPU_LOG_LEVEL", "INFO"),
             quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
             write_concern_majority=env.get("KEPU_WRITE_CONCERN", "") == "majority",
+            rate_limits=env.get("KEPU_RATE_LIMITS", ""),
+            proxy_hops=int(env.get("KEPU_PROXY_HOPS", "0") or 0),
         )
 
     def nameko_config(self) -> dict:

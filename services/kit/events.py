@@ -7,7 +7,9 @@
 `subscribe` binds a durable queue to the producer's events exchange (nameko naming), then:
 - checks the envelope against `contracts` — a malformed event is parked at once;
 - records the event id in the service's `applied_events` collection (unique `_id` of
-  handler and event id) and skips an event already applied;
+  handler and event id) and skips an event already applied; a record expires after
+  `Ledger.KEEP` (30 days, a TTL index on `expires_at`), far longer than the retry
+  schedule (minutes) and than an event waits in the dead-letter queue for a replay;
 - on failure, republishes the event to `<queue>.retry` with a growing delay (the retry
   queue dead-letters it back after its TTL), and after the last attempt parks it in
   `kepu.dead-letters` with the error, where `kepu dlq` shows and replays it.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
+from datetime import timedelta
 from typing import Any
 
 from kombu import Exchange, Queue
@@ -27,12 +30,12 @@ from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 from pymongo.errors import DuplicateKeyError
 
-from services.contracts.envelope import routing
-from services.contracts.registry import ContractViolation, validate_envelope
 from services.kit import broker, clock
 from services.kit.config import Settings
+from services.kit.envelope import routing
 from services.kit.logs import correlation_id
 from services.kit.mongo import MongoConnection
+from services.kit.registry import ContractViolation, latest_version, validate_envelope
 
 log = logging.getLogger("kepu.events")
 
@@ -47,8 +50,14 @@ class EventInFlight(Exception):
 class Ledger:
     """Which events a handler has applied: one document per (handler, event id)."""
 
+    KEEP = timedelta(days=30)
+
     def __init__(self, collection: Any) -> None:
         self.collection = collection
+
+    def ensure_indexes(self) -> None:
+        """Applied records expire on their own (a TTL index; nx-27017 accepts it too)."""
+        self.collection.create_index("expires_at", expireAfterSeconds=0)
 
     def begin(self, handler: str, event_id: str) -> bool:
         """True if this worker should apply the event, False if it was applied before."""
@@ -57,7 +66,8 @@ class Ledger:
         try:
             self.collection.insert_one({"_id": key, "handler": handler, "event_id": event_id,
                                         "state": "applying", "lease_until": clock.later(LEASE_S),
-                                        "started_at": now})
+                                        "started_at": now,
+                                        "expires_at": clock.expiry(self.KEEP)})
             return True
         except DuplicateKeyError:
             pass
@@ -112,6 +122,13 @@ class EventSubscriber(EventHandler):
         return f"{self.container.service_name}.{self.method_name}"
 
     def setup(self) -> None:
+        # Fail at start, not by parking every event, when the process never imported the
+        # contracts (kit does not import them: `import services.contracts` registers them).
+        try:
+            latest_version(self.full_type)
+        except ContractViolation:
+            raise ContractViolation(f"{self.full_type} is not a registered event type; "
+                                    "import services.contracts in the service") from None
         super().setup()
         quorum = self.settings.quorum_queues
         if quorum:
@@ -128,6 +145,7 @@ class EventSubscriber(EventHandler):
         self.publisher = Publisher(self.settings.amqp_url, use_confirms=True,
                                    declare=[self.retry_queue, self.dead_letters])
         self.ledger = Ledger(self.mongo.database[APPLIED])
+        self.ledger.ensure_indexes()
 
     def handle_message(self, body: Any, message: Any) -> None:
         try:

@@ -3,10 +3,44 @@
 Workers never see a raw database: `Store(SomeRepository)` hands them the service's domain
 repository, built once at container start with its indexes ensured.
 
-The stand-in server (nx-27017) mishandles array updates of sub-documents ($push, $pull,
-positional $set) and paths through `_id`; repositories keep to maps updated with dotted
-`$set`/`$unset`/`$inc`, whole-field `$set`, and conditional `find_one_and_update`, which
-behave the same on MongoDB 7.
+Code keeps to the portable subset (CRUD, conditional `find_one_and_update`,
+`$inc`/`$set`/`$unset`/`$setOnInsert`, unique and compound indexes, `bulk_write`, and
+`aggregate` with `$match`/`$group`/`$sort`/`$project`/`$lookup`), so it is correct on
+MongoDB 7. Where the local stand-in differs, the workaround is chosen to be right on both,
+and the place says so in one line: `(kit/mongo.py, "nx-27017")`.
+
+nx-27017
+--------
+The stand-in server (nx-27017 0.8) that development and tests run on. Its quirks:
+
+- Array updates of sub-documents: `$push`, `$pull` and positional `$set` (`a.$.b`) are
+  mishandled. Keep collections of sub-documents as maps keyed by id, updated with dotted
+  `$set`/`$unset`/`$inc` and whole-field `$set`.
+- Paths through `_id`: queries and updates on `_id.x` misbehave; keep `_id` a scalar.
+- ISO-looking strings are compared as times: a string that *starts* like an ISO-8601
+  time is read as a time, to the second, so `2026-…Z|id` keys compare equal within a
+  second, and `""` compares with no such string. Sort keys begin with a non-digit
+  (`kit.pages.sort_key`: `@…`); a line order on such strings is compared in Python; a
+  lower bound for them is a real stamp (`1970-01-01T00:00:00.000000Z`), not `""`.
+- Datetimes written by `$set` come back as strings (`2026-12-03 23:39:30.384000`), so
+  Kepu stores times as stamp strings (`kit.clock`). The one exception is a TTL field
+  (`expires_at`): a BSON datetime, written on insert only (`kit.clock.expiry`).
+- TTL indexes: `create_index(..., expireAfterSeconds=0)` is accepted and expired
+  documents stop being returned; code must still not rely on the deletion happening (a
+  record read after its expiry counts as absent; the gateway keeps its sweep).
+- `$or` drops sibling range conditions: put range conditions under `$and` or compare
+  equality with the value read.
+- Index use: equality (and a range on one field) is answered from single-field indexes,
+  not from compound ones, and `$in` is indexed only on `_id`: fetch by `_id` with `$in`
+  and filter the rest in Python where it matters.
+- `$unset` of more than ~126 paths in one update is silently ignored: unset in groups
+  of 100.
+- Expression depth is limited (1000): keep conditions per update in groups of ~200.
+- `$group` groups by a single field only: one group-by per key.
+- No geo operators (`$near`, `2dsphere`): a bounding box on indexed lat/lon, then
+  distance in Python.
+- Throughput: a few thousand commands per second; `update_many` with `$in` beats a
+  `bulk_write` of single updates; long reconciliations take minutes.
 """
 
 from __future__ import annotations

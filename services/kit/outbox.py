@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from services.contracts import registry
-from services.contracts.envelope import new_envelope
+from services.kit import registry
+from services.kit.envelope import new_envelope
 from services.kit.logs import correlation_id
 
 OUTBOX_FIELD = "outbox"

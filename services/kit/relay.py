@@ -30,9 +30,9 @@ import pika.exceptions
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from services.contracts.envelope import routing
 from services.kit import broker, clock, logs
 from services.kit.config import Settings
+from services.kit.envelope import routing
 from services.kit.mongo import OUTBOX_INDEX, connect
 from services.kit.outbox import PENDING_FIELD, mark_sent_update, pending
 

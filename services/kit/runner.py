@@ -27,20 +27,13 @@ from nameko.runners import ServiceRunner  # noqa: E402
 
 from services.kit import logs  # noqa: E402
 from services.kit.config import Settings  # noqa: E402
-
-SERVICES = {
-    "venues": "services.venues.service:VenuesService",
-    "booking": "services.booking.service:BookingService",
-    "notifications": "services.notifications.service:NotificationsService",
-    "funding": "services.funding.service:FundingService",
-}
+from services.kit.services import SERVICES, target  # noqa: E402  (kit.runner.SERVICES stays)
 
 log = logging.getLogger("kepu.runner")
 
 
 def load_service(name: str) -> Any:
-    target = SERVICES.get(name, name)
-    module_name, _, attr = target.partition(":")
+    module_name, _, attr = target(name).partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
 

@@ -4,6 +4,11 @@ The link carries a JWT (HS256) with its own audience and purpose, signed with a 
 from KEPU_JWT_SECRET, so neither kind of token passes for the other: a login token is not
 a consent link, and a consent link cannot call the API. It expires when the trip starts.
 
+A link is for one pupil and the one contact it was sent to (a keyed digest of it, never the
+contact itself: a JWT's payload is readable). It answers only while the current roster
+still has that pupil, with that contact among the pupil's guardians: a pupil taken off the
+class, or a guardian replaced, leaves old links stale (409 `consent-link-stale`).
+
 Answers are append-only: each one is a new record numbered per pupil (`seq`), the latest
 is the answer; repeating the current answer records nothing. A unique `_id` of
 (claim, pupil, seq) makes two simultaneous answers impossible to interleave.
@@ -19,7 +24,9 @@ from typing import Any
 import jwt
 
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.errors import Conflict, Forbidden, NotFound
+from services.kit.request_keys import fingerprint
 from services.notifications.access import require_school
 from services.notifications.guardians import choose_channel
 from services.notifications.masking import mask_contact, mask_name
@@ -35,11 +42,21 @@ def _key(secret: str) -> bytes:
     return hmac.new(secret.encode(), b"kepu consent links", hashlib.sha256).digest()
 
 
-def sign(secret: str, claim_id: str, pupil_id: str, expires_at: str) -> str:
-    """The token of the link for `pupil_id` on `claim_id`, valid until `expires_at`."""
+def contact_digest(secret: str, contact: str) -> str:
+    """A keyed digest of a contact: names it in a link without revealing it."""
+    text = contact.strip().lower().encode()
+    return hmac.new(_key(secret), b"contact|" + text, hashlib.sha256).hexdigest()[:24]
+
+
+def sign(secret: str, claim_id: str, pupil_id: str, expires_at: str,
+         contact: str | None = None) -> str:
+    """The token of the link for `pupil_id` on `claim_id`, sent to `contact`, valid until
+    `expires_at`."""
     expiry = clock.parse(expires_at)
     claims = {"iss": ISSUER, "aud": AUDIENCE, "purpose": PURPOSE, "claim_id": claim_id,
               "pupil_id": pupil_id, "exp": int(expiry.timestamp())}
+    if contact:
+        claims["contact"] = contact_digest(secret, contact)
     return jwt.encode(claims, _key(secret), algorithm="HS256")
 
 
@@ -70,7 +87,7 @@ def verify(secret: str, token: str, now: datetime | None = None) -> dict[str, An
                         code="consent-link-expired")
     expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
     return {"claim_id": claims["claim_id"], "pupil_id": claims["pupil_id"],
-            "expires_at": clock.stamp(expires)}
+            "contact": claims.get("contact"), "expires_at": clock.stamp(expires)}
 
 
 def record_id(claim_id: str, pupil_id: str, seq: int) -> str:
@@ -121,23 +138,45 @@ def _granted_claim(repo: NotificationsRepository, secret: str,
     return grant, claim
 
 
+def check_current(secret: str, grant: dict[str, Any],
+                  pupils: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The pupil a link is for, as the claim's rosters have them now; Conflict if the link
+    went stale: the pupil left the class, or its contact is no longer the pupil's guardian.
+
+    Links signed before they named a contact are checked for the pupil only.
+    """
+    pupil = pupils.get(grant["pupil_id"])
+    if pupil is None:
+        raise Conflict("this consent link is no longer valid: the pupil is not on the class "
+                       "roster any more; ask the school for a new link",
+                       code="consent-link-stale")
+    if grant.get("contact"):
+        contacts = {contact_digest(secret, g[field]) for g in pupil["guardians"]
+                    for field in ("phone", "email", "wechat_openid") if g.get(field)}
+        if grant["contact"] not in contacts:
+            raise Conflict("this consent link is no longer valid: it was sent to someone who "
+                           "is no longer this pupil's guardian; ask the school for a new "
+                           "link", code="consent-link-stale")
+    return pupil
+
+
 def page(repo: NotificationsRepository, secret: str, token: str,
          language: str = "zh-CN") -> dict[str, Any]:
     """What a guardian sees on opening the link."""
     grant, claim = _granted_claim(repo, secret, token)
-    return _page(repo, grant, claim, language)
+    pupil = check_current(secret, grant, _pupils(repo, claim))
+    return _page(repo, grant, claim, pupil, language)
 
 
 def _page(repo: NotificationsRepository, grant: dict[str, Any], claim: dict[str, Any],
-          language: str, recorded: bool | None = None) -> dict[str, Any]:
-    pupil = _pupils(repo, claim).get(grant["pupil_id"])
+          pupil: dict[str, Any], language: str, recorded: bool | None = None
+          ) -> dict[str, Any]:
     latest = current(repo.consent_records(claim["_id"], grant["pupil_id"])).get(
         grant["pupil_id"])
     view = {
         "claim_id": claim["_id"], "claim_status": claim["status"],
         "school_name": claim.get("school_name") or "",
-        "label": pupil["label"] if pupil else (latest or {}).get("label", ""),
-        "pupil": mask_name(pupil["name"]) if pupil else "—",
+        "label": pupil["label"], "pupil": mask_name(pupil["name"]),
         "trip": trip_view(claim["trip"], language),
         "answer": latest["answer"] if latest else None,
         "answered_at": latest["answered_at"] if latest else None,
@@ -148,10 +187,29 @@ def _page(repo: NotificationsRepository, grant: dict[str, Any], claim: dict[str,
     return view
 
 
+def _fingerprint(payload: dict[str, Any]) -> str:
+    return fingerprint(payload["answer"], payload.get("guardian_name"), payload.get("note"))
+
+
+def _replayed(repo: NotificationsRepository, records: list[dict[str, Any]], bound: str,
+              request_key: str) -> bool:
+    """Whether the answer bound to `request_key` was already recorded (a retry)."""
+    if any(r.get("request_key") == request_key for r in records):
+        return True
+    earlier = repo.consent_record(bound)
+    return earlier is not None and earlier.get("request_key") == request_key
+
+
 def answer(repo: NotificationsRepository, secret: str, token: str,
-           payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Record a yes or no; (page, recorded). Repeating the current answer records nothing."""
+           payload: dict[str, Any], request_key: str | None = None
+           ) -> tuple[dict[str, Any], bool]:
+    """Record a yes or no; (page, recorded). Repeating the current answer records nothing.
+
+    A retry carrying the same `request_key` (Idempotency-Key) answers as the first attempt
+    did and records nothing more, even if another answer was given in between.
+    """
     grant, claim = _granted_claim(repo, secret, token)
+    pupil = check_current(secret, grant, _pupils(repo, claim))
     if claim["status"] != "confirmed":
         raise Conflict("this trip was cancelled; there is nothing to consent to",
                        code="claim-cancelled")
@@ -159,24 +217,31 @@ def answer(repo: NotificationsRepository, secret: str, token: str,
     if claim["trip"]["starts_at"] <= now:
         raise Conflict("this trip has already started", code="trip-started")
     pupil_id = grant["pupil_id"]
-    latest = current(repo.consent_records(claim["_id"], pupil_id)).get(pupil_id)
-    if latest is not None and latest["answer"] == payload["answer"]:
-        return _page(repo, grant, claim, "zh-CN", recorded=False), False
-    pupil = _pupils(repo, claim).get(pupil_id)
+    records = repo.consent_records(claim["_id"], pupil_id)
+    latest = current(records).get(pupil_id)
     seq = (latest["seq"] if latest else 0) + 1
-    record = {"_id": record_id(claim["_id"], pupil_id, seq), "claim_id": claim["_id"],
+    rid = record_id(claim["_id"], pupil_id, seq)
+    if request_key:
+        bound = repo.request_keys.bind("consent", f"{claim['_id']}|{pupil_id}", request_key,
+                                       rid, _fingerprint(payload))
+        if _replayed(repo, records, bound, request_key):
+            return _page(repo, grant, claim, pupil, "zh-CN", recorded=True), True
+    if latest is not None and latest["answer"] == payload["answer"]:
+        return _page(repo, grant, claim, pupil, "zh-CN", recorded=False), False
+    record = {"_id": rid, "claim_id": claim["_id"],
               "pupil_id": pupil_id, "school_id": claim["school_id"],
-              "label": pupil["label"] if pupil else "", "seq": seq,
+              "label": pupil["label"], "seq": seq,
               "answer": payload["answer"], "answered_at": now,
-              "guardian_name": payload.get("guardian_name"), "note": payload.get("note")}
+              "guardian_name": payload.get("guardian_name"), "note": payload.get("note"),
+              "request_key": request_key}
     if not repo.add_consent(record):
         raise Conflict("another answer was recorded at the same moment; reload and retry",
                        code="consent-race")
-    return _page(repo, grant, claim, "zh-CN", recorded=True), True
+    return _page(repo, grant, claim, pupil, "zh-CN", recorded=True), True
 
 
-def claim_consents(repo: NotificationsRepository, actor: dict[str, Any] | None,
-                   claim_id: str) -> dict[str, Any]:
+def claim_consents(repo: NotificationsRepository, actor: Actor, claim_id: str
+                   ) -> dict[str, Any]:
     """The school's view: a summary and one line per pupil, guardians' contacts masked."""
     claim = repo.claim(claim_id)
     if claim is None:

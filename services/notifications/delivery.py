@@ -22,11 +22,11 @@ from typing import Any
 from services.kit import clock
 from services.kit.logs import mask_text
 from services.notifications.channels import Channel, Outgoing, SendFailed
+from services.notifications.masking import scrub
 from services.notifications.repository import NotificationsRepository
 from services.notifications.settings import NotifySettings
 
 log = logging.getLogger("kepu.notifications.delivery")
-
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ Mapper = Callable[[Callable[[dict[str, Any]], Outcome], Iterable[dict[str, Any]]
 def _masked(error: str, doc: dict[str, Any]) -> str:
     """A provider's error as stored and listed: no contact in it, however the provider
     echoed it (the recipient itself, or any phone number or address)."""
-    if doc.get("recipient"):
-        error = error.replace(doc["recipient"], doc.get("recipient_masked") or "***")
+    error = scrub(error, doc.get("recipient"), doc.get("recipient_masked"))
     return mask_text(error)[:500]
 
 

@@ -1,6 +1,6 @@
 """The delivery log as a school reads it: one entry per message, the recipient masked.
 
-Paged by `sort_key` (created_at digits|message id), one indexed string, with an opaque
+Paged by `sort_key` (kit.pages: created_at|message id), one indexed string, with an opaque
 cursor.
 """
 
@@ -10,8 +10,9 @@ import base64
 import binascii
 from typing import Any
 
+from services.kit.actor import Actor
 from services.kit.errors import ValidationFailed
-from services.notifications.access import require_school
+from services.notifications.access import own_school, require_school
 from services.notifications.repository import NotificationsRepository
 
 LOGGED = ("claim_id", "session_id", "kind", "template", "label", "pupil_id", "guardian_id",
@@ -37,11 +38,10 @@ def decode_cursor(cursor: str) -> str:
                                {"cursor": ["not a cursor this list gave out"]}) from None
 
 
-def page(repo: NotificationsRepository, actor: dict[str, Any] | None,
-         query: dict[str, Any]) -> dict[str, Any]:
+def page(repo: NotificationsRepository, actor: Actor, query: dict[str, Any]
+         ) -> dict[str, Any]:
     """`{"items": [...], "next_cursor": ...}` of the actor's school, optionally one claim's."""
-    school_id = (actor or {}).get("org") or ""
-    require_school(actor, school_id, "delivery log")
+    school_id = own_school(actor, "delivery log")
     filters: dict[str, Any] = {"school_id": school_id}
     if query.get("claim_id"):
         claim = repo.claim(query["claim_id"])
@@ -51,9 +51,6 @@ def page(repo: NotificationsRepository, actor: dict[str, Any] | None,
     if query.get("status"):
         filters["status"] = query["status"]
     after = decode_cursor(query["cursor"]) if query.get("cursor") else None
-    limit = int(query.get("limit") or 50)
-    docs = repo.messages(filters, after, limit + 1)
-    more = len(docs) > limit
-    docs = docs[:limit]
+    docs, next_key = repo.messages(filters, after, int(query.get("limit") or 50))
     return {"items": [entry(d) for d in docs],
-            "next_cursor": encode_cursor(docs[-1]["sort_key"]) if more else None}
+            "next_cursor": encode_cursor(next_key) if next_key else None}

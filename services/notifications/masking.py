@@ -6,6 +6,8 @@ first and last three characters, 王小明 → 王*明.
 
 from __future__ import annotations
 
+import re
+
 from services.contracts.notifications import CONTACT_OF
 
 
@@ -58,3 +60,19 @@ def mask_contact(channel: str | None, value: str | None) -> str | None:
 def mask_guardian(guardian: dict) -> dict:
     """A stored guardian with every contact masked (the name stays: the school knows it)."""
     return {**guardian, **{field: mask(guardian.get(field)) for field, mask in _MASKS.items()}}
+
+
+def _loose(contact: str) -> re.Pattern[str]:
+    """`contact` however a provider may echo it: a mobile number with +86 and separators
+    (`+86 138 1234 5678`, `138-1234-5678`), anything else in any letter case."""
+    if contact.isdigit():
+        gaps = r"[\s\-().]*"
+        return re.compile(r"(?:(?:\+|00)?86" + gaps + r")?" + gaps.join(contact))
+    return re.compile(re.escape(contact), re.IGNORECASE)
+
+
+def scrub(text: str, contact: str | None, masked: str | None) -> str:
+    """`text` with every form of `contact` in it replaced by its masked form."""
+    if not contact:
+        return text
+    return _loose(contact).sub(masked or "***", text)

@@ -1,10 +1,13 @@
 """Composing the messages of one notice: a claim, a kind, and every guardian of its classes.
 
-Each message has a deterministic dedup key — (kind, scope, claim, pupil, guardian) — and an
-id derived from it, so composing the same notice twice yields the same messages and the
-unique index lets only the first be stored. The scope tells notices of one kind apart:
-empty for `confirmed` and `cancelled` (once per claim, whichever event says it first),
-the event id for `rescheduled` (each change is news), the start time for `reminder`.
+Each message has a deterministic dedup key — (kind, scope, claim, pupil, guardian, and a
+keyed digest of the contact it goes to) — and an id derived from it, so composing the same
+notice twice yields the same messages and the unique index lets only the first be stored;
+a guardian whose contact the school corrected hears again, at the new contact (the link
+sent to the old one no longer answers: consent.check_current). The scope tells notices of
+one kind apart: empty for `confirmed` and `cancelled` (once per claim, whichever event says
+it first), the event id for `rescheduled` (each change is news), the start time for
+`reminder`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from services.kit import clock
+from services.kit.pages import sort_key
 from services.notifications import consent
 from services.notifications.guardians import Recipient, choose_channel
 from services.notifications.masking import mask_contact, mask_name
@@ -23,18 +27,14 @@ from services.notifications.templates import render
 WITH_CONSENT_LINK = ("confirmed", "rescheduled", "reminder")
 
 
-def dedup_key(kind: str, scope: str, claim_id: str, pupil_id: str, guardian_id: str) -> str:
-    return f"{kind}|{scope}|{claim_id}|{pupil_id}|{guardian_id}"
+def dedup_key(kind: str, scope: str, claim_id: str, pupil_id: str, guardian_id: str,
+              to: str = "") -> str:
+    """`to` is the digest of the contact (consent.contact_digest), empty if there is none."""
+    return f"{kind}|{scope}|{claim_id}|{pupil_id}|{guardian_id}|{to}"
 
 
 def message_id(key: str) -> str:
     return f"msg_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
-
-
-def sort_key(created: str, mid: str) -> str:
-    """`20261123191534975000|msg_…`: digits only, because nx-27017 reads a string that
-    starts like an ISO time as a time (to the second) and then `$gt` misorders it."""
-    return f"{''.join(ch for ch in created if ch.isdigit())}|{mid}"
 
 
 def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
@@ -49,22 +49,28 @@ def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
     created = clock.stamp(now)
     trip = claim["trip"]
     docs = []
-    tokens: dict[str, str] = {}
+    tokens: dict[tuple[str, str], str] = {}
     for rcpt in recipients:
         pupil, guardian = rcpt.pupil, rcpt.guardian
-        key = dedup_key(kind, scope, claim["_id"], pupil["pupil_id"], guardian["guardian_id"])
-        mid = message_id(key)
         channel, contact = choose_channel(guardian)
+        to = consent.contact_digest(secret, contact) if contact else ""
+        key = dedup_key(kind, scope, claim["_id"], pupil["pupil_id"], guardian["guardian_id"],
+                        to)
+        mid = message_id(key)
         context: dict[str, Any] = {
             "guardian": guardian["name"], "pupil": pupil["name"], "label": rcpt.label,
             "school_name": claim.get("school_name") or "", "trip": trip,
             "reason": "", "consent_url": "", **(extra or {}),
         }
         if kind in WITH_CONSENT_LINK:
-            token = tokens.get(pupil["pupil_id"])
+            # one link per pupil and contact: it stops working if that contact leaves the
+            # pupil's guardians (consent.check_current)
+            token_of = (pupil["pupil_id"], contact or "")
+            token = tokens.get(token_of)
             if token is None:
-                token = consent.sign(secret, claim["_id"], pupil["pupil_id"], trip["starts_at"])
-                tokens[pupil["pupil_id"]] = token
+                token = consent.sign(secret, claim["_id"], pupil["pupil_id"], trip["starts_at"],
+                                     contact=contact)
+                tokens[token_of] = token
             context["consent_url"] = consent.link(settings.public_url, token)
         notice = render(kind, guardian.get("language") or "zh-CN", context)
         doc: dict[str, Any] = {

@@ -6,8 +6,9 @@ and consent answers.
 - `claims`: confirmed claims, recorded from `booking.claim_confirmed`, so session-level
   events (cancelled, rescheduled) and the reminder timer know which classes are on a trip.
 - `messages`: one per (notice, guardian), `dedup_key` unique; `due_at` + `lease_until`
-  drive the delivery timer; `sort_key` (created_at digits|id) pages the delivery log.
+  drive the delivery timer; `sort_key` (kit.pages: created_at|id) pages the delivery log.
 - `consents`: append-only answers, `_id` (claim|pupil|seq).
+- `request_keys`: the Idempotency-Keys of consent answers (kit.request_keys), expiring.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.kit import clock
+from services.kit import clock, pages
 from services.kit.errors import NotFound
 from services.kit.mongo import Repository
+from services.kit.request_keys import RequestKeys
 
 DUPLICATE_KEY = 11000
 
@@ -38,6 +40,11 @@ class NotificationsRepository(Repository):
         self.db.messages.create_index([("school_id", ASCENDING), ("sort_key", ASCENDING)])
         self.db.messages.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
         self.db.consents.create_index("claim_id")
+        self.request_keys.ensure_indexes()
+
+    @property
+    def request_keys(self) -> RequestKeys:
+        return RequestKeys(self.db.request_keys)
 
     # -- rosters ---------------------------------------------------------------------------
     def replace_roster(self, document: dict[str, Any]) -> dict[str, Any]:
@@ -150,10 +157,10 @@ class NotificationsRepository(Repository):
                       "updated_at": now}})
         return result.modified_count
 
-    def messages(self, query: dict[str, Any], after: str | None, limit: int) -> list[dict]:
-        if after:
-            query = {**query, "sort_key": {"$gt": after}}
-        return list(self.db.messages.find(query).sort("sort_key", ASCENDING).limit(limit))
+    def messages(self, query: dict[str, Any], after: str | None, limit: int
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of messages in `sort_key` order and the key to continue after."""
+        return pages.page(self.db.messages, query, limit, after, key="sort_key")
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         return self.db.messages.find_one({"_id": message_id})
@@ -164,6 +171,9 @@ class NotificationsRepository(Repository):
         if pupil_id is not None:
             query["pupil_id"] = pupil_id
         return list(self.db.consents.find(query))
+
+    def consent_record(self, record_id: str) -> dict[str, Any] | None:
+        return self.db.consents.find_one({"_id": record_id})
 
     def add_consent(self, record: dict[str, Any]) -> bool:
         try:

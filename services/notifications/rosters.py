@@ -8,6 +8,12 @@ CSV: one row per guardian, the pupil repeated on each of their guardians' rows. 
 the n-th line after the header (file line n+1). Headers may be English or Chinese:
 pupil/学生姓名, pupil_ref/学号, guardian/家长姓名, relation/关系, phone/手机, email/邮箱,
 wechat_openid/微信openid, language/语言, channel/通知方式, opt_out/退订.
+
+Errors name a row and a column, never what a cell held: they reach the logs (every refused
+call is logged), and a roster is minors' names and their guardians' contacts. Only header
+cells are echoed, cut to `SHOWN_MAX` characters with contacts masked. A roster cannot be
+longer than a full class allows, nor report more than `REPORTED_MAX` errors, so even a
+hostile upload is answered quickly and briefly.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from services.contracts.notifications import (
 from services.kit import clock
 from services.kit.boundary import load
 from services.kit.errors import ValidationFailed
+from services.kit.logs import mask_text
 from services.notifications.masking import mask_guardian
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -47,6 +54,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_COLUMNS = ("pupil", "guardian")
 LABEL_MAX = 40
+SHOWN_MAX = 40  # characters of a header cell an error may echo
+CELL_MAX = 320  # longer than any valid cell (an e-mail address is at most 254)
+ROWS_MAX = MAX_PUPILS * MAX_GUARDIANS  # one row per guardian
+REPORTED_MAX = 50  # error entries reported; the rest are counted
 _ALIASES = {alias.lower(): field for field, names in COLUMNS.items() for alias in names}
 _LIST_SPLIT = re.compile(r"[;,、|\s]+")
 _GUARDIAN_FIELDS = ("name", "relation", "phone", "email", "wechat_openid", "language",
@@ -133,27 +144,71 @@ def from_json(document: Any) -> list[dict[str, Any]]:
     return pupils
 
 
+def shown(value: str) -> str:
+    """A cell as an error may echo it: at most SHOWN_MAX characters, contacts masked."""
+    value = value.strip()
+    cut = value[:SHOWN_MAX] + ("…" if len(value) > SHOWN_MAX else "")
+    return repr(mask_text(cut))
+
+
 def _header(row: list[str]) -> tuple[dict[int, str], dict[str, list[str]]]:
+    """Columns by position, or the header's problems.
+
+    Unknown cells are echoed (capped) only when the line is plainly a header, i.e. it names
+    the pupil column: otherwise it is likely a pupil's row, the header line missing (a
+    relation such as 家长 may still name a column; no pupil's name is 学生姓名).
+    """
     columns: dict[int, str] = {}
-    errors: dict[str, list[str]] = {}
+    problems: list[str] = []
+    unknown: list[int] = []
     for index, name in enumerate(row):
         key = name.strip().lower()
         if not key:
             continue
         field = _ALIASES.get(key)
         if field is None:
-            errors.setdefault("header", []).append(f"unknown column {name.strip()!r}")
+            unknown.append(index)
         elif field in columns.values():
-            errors.setdefault("header", []).append(f"column {name.strip()!r} given twice")
+            problems.append(f"column {index + 1}: column {shown(name)} given twice")
         else:
             columns[index] = field
-    for field in REQUIRED_COLUMNS:
-        if field not in columns.values():
-            errors.setdefault("header", []).append(f"missing column {field!r}")
+    missing = [field for field in REQUIRED_COLUMNS if field not in columns.values()]
+    if "pupil" in missing and unknown:
+        places = ", ".join(str(i + 1) for i in unknown[:REPORTED_MAX])
+        more = f" and {len(unknown) - REPORTED_MAX} more" if len(unknown) > REPORTED_MAX else ""
+        problems.append(f"unknown columns {places}{more} and no pupil column (is the header "
+                        f"line missing?)")
+    else:
+        problems += [f"column {i + 1}: unknown column {shown(row[i])}" for i in unknown]
+    if len(problems) > REPORTED_MAX:
+        problems = problems[:REPORTED_MAX] + [f"… and {len(problems) - REPORTED_MAX} more"]
+    problems += [f"missing column {field!r}" for field in missing]
     if not any(f in columns.values() for f in ("phone", "email", "wechat_openid")):
-        errors.setdefault("header", []).append("no contact column (phone, email or "
-                                               "wechat_openid)")
-    return columns, errors
+        problems.append("no contact column (phone, email or wechat_openid)")
+    return columns, ({"header": problems} if problems else {})
+
+
+class _Errors(dict):
+    """Errors by `rows.<n>.<column>`, at most REPORTED_MAX of them; the rest are counted.
+
+    Whole-roster errors (key `rows`) are always reported.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreported = 0
+
+    def add(self, key: str, message: str) -> None:
+        if key in self or len(self) < REPORTED_MAX or "." not in key:
+            self.setdefault(key, []).append(message)
+        else:
+            self.unreported += 1
+
+    def close(self) -> dict[str, list[str]]:
+        if self.unreported:
+            self.setdefault("rows", []).append(
+                f"{self.unreported} more error(s) not listed; fix those above first")
+        return dict(self)
 
 
 def from_csv(text: str) -> list[dict[str, Any]]:
@@ -164,42 +219,52 @@ def from_csv(text: str) -> list[dict[str, Any]]:
     except StopIteration:
         raise ValidationFailed("the CSV is empty", {"header": ["the CSV is empty"]}) from None
     except csv.Error as exc:
-        raise ValidationFailed(f"unreadable CSV: {exc}", {"header": [str(exc)]}) from None
-    columns, errors = _header(header)
-    if errors:
-        raise ValidationFailed("; ".join(errors["header"]), errors)
+        message = f"unreadable CSV: {shown(str(exc))}"
+        raise ValidationFailed(message, {"header": [message]}) from None
+    columns, header_errors = _header(header)
+    if header_errors:
+        raise ValidationFailed("; ".join(header_errors["header"]), header_errors)
     names = {field: header[index].strip() for index, field in columns.items()}
     pupils: dict[tuple[str, str | None], dict[str, Any]] = {}
+    errors = _Errors()
     rows = 0
     try:
         for number, row in enumerate(reader, start=1):
             if not any(cell.strip() for cell in row):
                 continue
             rows += 1
+            if rows > ROWS_MAX:
+                errors.add("rows", f"more than {ROWS_MAX} rows (guardians) in one class")
+                break
             if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
-                errors.setdefault(f"rows.{number}", []).append("more cells than columns")
+                errors.add(f"rows.{number}", "more cells than columns")
             _take_row(number, row, columns, names, pupils, errors)
     except csv.Error as exc:
-        errors.setdefault(f"rows.{rows + 1}", []).append(f"unreadable CSV: {exc}")
+        errors.add(f"rows.{rows + 1}", f"unreadable CSV: {shown(str(exc))}")
     if not rows and not errors:
-        errors["rows"] = ["the CSV has a header but no rows"]
+        errors.add("rows", "the CSV has a header but no rows")
     if len(pupils) > MAX_PUPILS:
-        errors.setdefault("rows", []).append(f"more than {MAX_PUPILS} pupils in one class")
-    if errors:
-        raise ValidationFailed(_describe(errors), errors)
+        errors.add("rows", f"more than {MAX_PUPILS} pupils in one class")
+    if errors or errors.unreported:
+        found = errors.close()
+        raise ValidationFailed(_describe(found), found)
     return [{"name": p["name"], "ref": p["ref"], "guardians": p["guardians"]}
             for p in pupils.values()]
 
 
 def _take_row(number: int, row: list[str], columns: dict[int, str], names: dict[str, str],
-              pupils: dict[tuple[str, str | None], dict[str, Any]],
-              errors: dict[str, list[str]]) -> None:
+              pupils: dict[tuple[str, str | None], dict[str, Any]], errors: _Errors) -> None:
     values = {field: (row[index].strip() if index < len(row) else "")
               for index, field in columns.items()}
 
     def fail(field: str, message: str) -> None:
-        errors.setdefault(f"rows.{number}.{names.get(field, field)}", []).append(message)
+        errors.add(f"rows.{number}.{names.get(field, field)}", message)
 
+    too_long = [f for f, v in values.items() if len(v) > CELL_MAX]
+    for field in too_long:
+        fail(field, f"longer than {CELL_MAX} characters")
+    if too_long:
+        return
     pupil_name = values.get("pupil", "")
     if not pupil_name or len(pupil_name) > 50:
         fail("pupil", "a pupil's name of 1-50 characters is required")
@@ -220,13 +285,15 @@ def _take_row(number: int, row: list[str], columns: dict[int, str], names: dict[
     if not pupil_name or len(pupil_name) > 50 or (ref is not None and len(ref) > 32):
         return
     pupil = pupils.setdefault((pupil_name, ref),
-                              {"name": pupil_name, "ref": ref, "guardians": []})
-    if any(g["name"] == guardian["name"] for g in pupil["guardians"]):
-        fail("guardian", f"{pupil_name} already has a guardian of this name")
+                              {"name": pupil_name, "ref": ref, "guardians": [], "rows": {}})
+    first = pupil["rows"].get(guardian["name"])
+    if first is not None:
+        fail("guardian", f"this pupil already has this guardian (row {first})")
     elif len(pupil["guardians"]) >= MAX_GUARDIANS:
-        fail("guardian", f"{pupil_name} has more than {MAX_GUARDIANS} guardians")
+        fail("guardian", f"this pupil has more than {MAX_GUARDIANS} guardians")
     else:
         pupil["guardians"].append(guardian)
+        pupil["rows"][guardian["name"]] = number
 
 
 def _messages(messages: Any) -> list[str]:

@@ -4,7 +4,7 @@ The stand-in database has no geo operators, so `near` ranks venues (a bounding b
 their indexed `location.lat`/`location.lon` when `radius_km` is given, then haversine in
 Python) and reads the nearest venues' sessions until a page is full: distance order, then
 time. Pages follow a cursor: the last item's sort key (time order) or its distance and
-sort key (distance order), never an offset.
+sort key (distance order), never an offset. Sort keys and the page cut are `kit.pages`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 from pymongo.collection import Collection
 
 from services.contracts.venues import CATALOGUE_STATUSES, CatalogueQuery
-from services.kit import clock
+from services.kit import clock, pages
 from services.kit.boundary import load
 from services.kit.errors import validation_error
-from services.venues.sessions import HIDDEN, time_key, view
+from services.kit.pages import sort_key
+from services.venues.sessions import HIDDEN, view
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180
@@ -70,17 +71,17 @@ def _statuses(raw: str) -> set[str]:
 def status_filter(wanted: set[str], now: str) -> dict[str, Any]:
     """Stored status is open/cancelled; started and past come from the clock.
 
-    Times are compared through `sort_key` ("t<starts_at>|<id>") and `end_key`
-    ("t<ends_at>"): see `sessions.time_key`. "~" sorts after every id, so
-    sort_key > "t<now>|~" means starts_at > now.
+    Times are compared through `sort_key` (sort_key(starts_at, id)) and `end_key`
+    (sort_key(ends_at)): see `sessions`. "~" sorts after every id, so
+    sort_key > sort_key(now, "~") means starts_at > now.
     """
-    after_start = f"{time_key(now)}|~"
+    after_start, at_now = sort_key(now, "~"), sort_key(now)
     timely = {
         frozenset({"open"}): {"sort_key": {"$gt": after_start}},
         frozenset({"started"}): {"sort_key": {"$lt": after_start},
-                                 "end_key": {"$gt": time_key(now)}},
-        frozenset({"past"}): {"end_key": {"$lte": time_key(now)}},
-        frozenset({"open", "started"}): {"end_key": {"$gt": time_key(now)}},
+                                 "end_key": {"$gt": at_now}},
+        frozenset({"past"}): {"end_key": {"$lte": at_now}},
+        frozenset({"open", "started"}): {"end_key": {"$gt": at_now}},
         frozenset({"started", "past"}): {"sort_key": {"$lt": after_start}},
         frozenset({"open", "started", "past"}): {},
     }
@@ -110,9 +111,9 @@ def query_filter(q: dict[str, Any], now: str) -> dict[str, Any]:
     """The MongoDB filter for a loaded CatalogueQuery (without the cursor)."""
     f: dict[str, Any] = {"published": True, **status_filter(_statuses(q["status"]), now)}
     if q.get("from_"):
-        narrow(f, "sort_key", "$gte", time_key(q["from_"]))
+        narrow(f, "sort_key", "$gte", sort_key(q["from_"]))
     if q.get("to"):
-        narrow(f, "sort_key", "$lt", time_key(q["to"]))
+        narrow(f, "sort_key", "$lt", sort_key(q["to"]))
     if "grade" in q or "grade_max" in q:
         low = q.get("grade", 1)
         f["grade_min"] = {"$lte": q.get("grade_max", low)}
@@ -142,15 +143,14 @@ class Catalogue:
         return self._by_time(f, q, now)
 
     def _by_time(self, f: dict[str, Any], q: dict[str, Any], now: str) -> dict[str, Any]:
+        after = None
         if q.get("cursor"):
             _, after = decode_cursor(q["cursor"], "t", 2)
-            narrow(f, "sort_key", "$gt", str(after))
-        limit = q["limit"]
-        docs = list(self.sessions.find(f, HIDDEN).sort("sort_key", 1).limit(limit + 1))
-        more = len(docs) > limit
-        docs = docs[:limit]
+            # pages.page sets the key's $gt to the cursor: keep the status filter's if tighter
+            after = max(str(after), (f.get("sort_key") or {}).get("$gt", ""))
+        docs, last = pages.page(self.sessions, f, q["limit"], after, HIDDEN, key="sort_key")
         return {"items": [view(d, now) for d in docs],
-                "next_cursor": encode_cursor(["t", docs[-1]["sort_key"]]) if more else None}
+                "next_cursor": encode_cursor(["t", last]) if last else None}
 
     def _by_distance(self, f: dict[str, Any], q: dict[str, Any], now: str) -> dict[str, Any]:
         """Venues ranked by distance, then each venue's sessions in time order.
@@ -180,17 +180,17 @@ class Catalogue:
                 ranked.append((distance, venue["_id"]))
         ranked.sort()
         limit = q["limit"]
-        found: list[tuple[float, dict[str, Any]]] = []
+        found: list[dict[str, Any]] = []  # each with its venue's `distance`, in page order
         for distance, group in groupby(ranked, key=lambda r: r[0]):
             ids = [venue_id for _, venue_id in group]
             g = {**f, "venue_id": ids[0] if len(ids) == 1 else {"$in": ids}}
             if after is not None and distance == after[0]:
                 narrow(g, "sort_key", "$gt", after[1])
             docs = self.sessions.find(g, HIDDEN).sort("sort_key", 1).limit(limit + 1 - len(found))
-            found += [(distance, doc) for doc in docs]
+            found += [{**doc, "distance": distance} for doc in docs]
             if len(found) > limit:
                 break
-        page, more = found[:limit], len(found) > limit
-        cursor = encode_cursor(["d", page[-1][0], page[-1][1]["sort_key"]]) if more else None
-        return {"items": [view(doc, now, distance) for distance, doc in page],
+        rows, last = pages.trim(found, limit, key="sort_key")
+        cursor = encode_cursor(["d", rows[-1]["distance"], last]) if last else None
+        return {"items": [view(doc, now, doc["distance"]) for doc in rows],
                 "next_cursor": cursor}

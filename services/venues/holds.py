@@ -116,6 +116,7 @@ class Holds:
                 "max_seats_per_school": doc.get("max_seats_per_school"),
                 # the school's count as read (checked against the limit above), not a range
                 # under $or: nx-27017 drops sibling range conditions when $or is present
+                # (kit/mongo.py)
                 f"per_school.{school_id}": ({"$exists": False} if school_seats is None
                                             else school_seats),
             }

@@ -1,6 +1,7 @@
 """The venues service's database: venue records, and the domain objects over its collections.
 
-Collections: `venues`, `tutors`, `sessions` and `series`, each carrying its own outbox.
+Collections: `venues`, `tutors`, `sessions` and `series`, each carrying its own outbox;
+`request_keys` binds callers' Idempotency-Keys to what they created (`once`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.config import Settings
 from services.kit.errors import Conflict, NotFound
-from services.kit.ids import new_id
 from services.kit.mongo import Repository
 from services.kit.outbox import add_events, event, with_events
-from services.venues.access import require_manager
+from services.kit.pages import sort_key
+from services.kit.request_keys import RequestKeys, insert_once
+from services.venues.access import require_admin, require_manager
 from services.venues.catalogue import Catalogue
 from services.venues.holds import Holds
 from services.venues.series import Series
 from services.venues.sessions import Sessions
 from services.venues.tutors import Tutors
+
+OLD_KEYS = {"$gte": "t", "$lt": "u"}  # sort keys written before kit.pages: "t<stamp>|<id>"
 
 
 class VenueRepository(Repository):
@@ -29,11 +34,13 @@ class VenueRepository(Repository):
 
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(db, settings)
+        self.request_keys = RequestKeys(self.db.request_keys)
+        self.once = self.request_keys
         self.series = Series(self.db.series, self.db.sessions)
-        self.sessions = Sessions(self.db.sessions, self.series)
+        self.sessions = Sessions(self.db.sessions, self.series, self.once)
         self.holds = Holds(self.db.sessions)
         self.catalogue = Catalogue(self.db.sessions, self.db.venues)
-        self.tutors = Tutors(self.db.tutors)
+        self.tutors = Tutors(self.db.tutors, self.once)
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
@@ -45,35 +52,62 @@ class VenueRepository(Repository):
         for key in ("sort_key", "end_key", "venue_id", "series_id", "district", "published"):
             sessions.create_index(key)
         self.db.series.create_index("state")
+        self.request_keys.ensure_indexes()
+        self.rekey()
+
+    def rekey(self) -> int:
+        """Give documents written before `kit.pages` their `pages.sort_key` keys (once)."""
+        done = 0
+        for doc in self.db.sessions.find({"sort_key": OLD_KEYS},
+                                         {"sort_key": 1, "starts_at": 1, "ends_at": 1}):
+            done += self.db.sessions.update_one(
+                {"_id": doc["_id"], "sort_key": doc["sort_key"]},
+                {"$set": {"sort_key": sort_key(doc["starts_at"], doc["_id"]),
+                          "end_key": sort_key(doc["ends_at"])}}).modified_count
+        for doc in self.db.tutors.find({"sort_key": OLD_KEYS}, {"created_at": 1}):
+            done += self.db.tutors.update_one(
+                {"_id": doc["_id"]},
+                {"$set": {"sort_key": sort_key(doc["created_at"], doc["_id"])}}).modified_count
+        return done
 
     # -- venues -----------------------------------------------------------------------------
-    def register_venue(self, data: dict[str, Any]) -> dict[str, Any]:
-        venue = {**data, "_id": new_id("ven"), "created_at": clock.stamp(), "version": 0}
-        venue["venue_id"] = venue["_id"]
+    def register_venue(self, data: dict[str, Any], actor: Actor | None,
+                       request_key: str | None = None) -> dict[str, Any]:
+        """An admin registers a venue; a retry with the same `request_key` answers the first."""
+        admin = require_admin(actor, "register venues")
+        venue_id, retried = self.once.new_id("venue", "ven", admin.name, request_key, data)
+        if retried and (earlier := self._venue(venue_id)) is not None:
+            return earlier
+        venue = {**data, "_id": venue_id, "venue_id": venue_id, "created_at": clock.stamp(),
+                 "version": 0}
         announced = event("venues.venue_registered", venue)
-        self.db.venues.insert_one(with_events(venue, announced))
-        return venue
+        earlier = insert_once(self.db.venues, with_events(venue, announced), self._venue)
+        return earlier or venue
+
+    def _venue(self, venue_id: str) -> dict[str, Any] | None:
+        return self.db.venues.find_one({"_id": venue_id}, {"outbox": 0})
 
     def venue(self, venue_id: str) -> dict[str, Any]:
-        doc = self.db.venues.find_one({"_id": venue_id}, {"outbox": 0})
+        doc = self._venue(venue_id)
         if doc is None:
             raise NotFound(f"venue {venue_id} not found", code="venue-not-found")
         return doc
 
     def update_venue(self, venue_id: str, change: dict[str, Any],
-                     actor: dict[str, Any] | None) -> dict[str, Any]:
+                     actor: Actor | None) -> dict[str, Any]:
         """Its own staff edit a venue; sessions to come show the new name and place.
 
-        The edit and its event are one write, conditional on the version read.
+        The edit and its event (the whole record, with its new version) are one write,
+        conditional on the version read.
         """
+        require_manager(actor, venue_id)
         for _ in range(20):
             doc = self.venue(venue_id)
-            require_manager(actor, venue_id)
-            after = {**doc, **change}
             version = {"$exists": False} if "version" not in doc else doc["version"]
+            after = {**doc, **change, "version": doc.get("version", 0) + 1}
             done = self.db.venues.find_one_and_update(
                 {"_id": venue_id, "version": version},
-                add_events({"$set": {**change, "version": doc.get("version", 0) + 1}},
+                add_events({"$set": {**change, "version": after["version"]}},
                            event("venues.venue_updated", after)),
                 projection={"outbox": 0}, return_document=ReturnDocument.AFTER)
             if done is not None:

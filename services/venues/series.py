@@ -6,6 +6,11 @@ then the sessions are inserted unpublished (invisible), the series document is i
 `session_published` events staged, on the series document. `Series.repair` finishes a
 committed series an interrupted process left behind and removes uncommitted sessions.
 
+A retry of the same request (the same `Idempotency-Key`, see `once`) publishes under the
+same series id, and an occurrence's session id derives from the series id and its index,
+so two attempts write the very same documents: what the other already wrote is skipped,
+never doubled.
+
 Venues think in local dates and times ("every Saturday at 09:30 until the end of the
 holiday"); Kepu stores UTC. The first occurrence (`starts_at`/`ends_at` as sent) fixes the
 local time of day and the length; each occurrence is that local time on its own date,
@@ -20,12 +25,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.contracts.venues import MAX_OCCURRENCES, session_errors
 from services.kit import clock
 from services.kit.errors import ValidationFailed
 from services.kit.outbox import add_events
 
+DUPLICATE_KEY = 11000
 REPAIR_AFTER_S = 60  # a committed series still unpublished this long was interrupted
 ABANDON_AFTER_S = 600  # unpublished sessions with no series this long are debris
 
@@ -38,6 +45,21 @@ class Occurrence:
     starts_at: str
     ends_at: str
     window_closes_at: str | None
+
+
+def occurrence_id(series_id: str, index: int) -> str:
+    """The session id of a series' `index`-th occurrence: the same on every attempt."""
+    return f"ses_{series_id.removeprefix('ser_')}{index:03d}"
+
+
+def insert_missing(collection: Collection, docs: list[dict[str, Any]]) -> None:
+    """Insert `docs`, skipping those whose `_id` another attempt inserted already."""
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])) \
+                or exc.details.get("writeConcernErrors"):
+            raise
 
 
 def occurrence_days(first_day: date, repeat: dict[str, Any]) -> list[date]:
@@ -115,20 +137,33 @@ class Series:
 
     def publish(self, series_id: str, venue_id: str, docs: list[dict[str, Any]],
                 events: list[dict[str, Any]]) -> None:
-        """Insert `docs` (unpublished) and make them visible together, with their events."""
+        """Insert `docs` (unpublished) and make them visible together, with their events.
+
+        Documents another attempt of the same series wrote already are kept, not doubled.
+        """
         try:
-            self.sessions.insert_many(docs, ordered=True)
-            self.series.insert_one({
-                "_id": series_id, "series_id": series_id, "venue_id": venue_id,
-                "session_ids": [d["_id"] for d in docs], "state": "committed",
-                "created_at": clock.stamp(),
-                # a map, not an array of sub-documents (see services.kit.mongo)
-                "pending_events": {f"{i:04d}": env for i, env in enumerate(events)}})
+            insert_missing(self.sessions, docs)
+            try:
+                self.series.insert_one({
+                    "_id": series_id, "series_id": series_id, "venue_id": venue_id,
+                    "session_ids": [d["_id"] for d in docs], "state": "committed",
+                    "created_at": clock.stamp(),
+                    # a map, not an array of sub-documents (see services.kit.mongo)
+                    "pending_events": {f"{i:04d}": env for i, env in enumerate(events)}})
+            except DuplicateKeyError:
+                pass  # another attempt of the same request committed it first
         except Exception:
             if self.series.find_one({"_id": series_id}, {"_id": 1}) is None:
                 self.sessions.delete_many({"series_id": series_id, "published": False})
                 raise
         self._finish(series_id)
+
+    def finish(self, series_id: str) -> bool:
+        """Make a committed series visible (a no-op once it is); False if it never committed."""
+        if self.series.find_one({"_id": series_id}, {"_id": 1}) is None:
+            return False
+        self._finish(series_id)
+        return True
 
     def _finish(self, series_id: str) -> None:
         self.sessions.update_many({"series_id": series_id, "published": False},
@@ -149,11 +184,13 @@ class Series:
                                     {"_id": 1}):
             self._finish(doc["_id"])
             repaired += 1
-        stale = self.sessions.find({"published": False,
-                                    "created_at": {"$lt": clock.later(-ABANDON_AFTER_S)}},
+        cutoff = clock.later(-ABANDON_AFTER_S)
+        stale = self.sessions.find({"published": False, "created_at": {"$lt": cutoff}},
                                    {"series_id": 1})
         for series_id in {d.get("series_id") for d in stale}:
             if series_id and self.series.find_one({"_id": series_id}, {"_id": 1}) is None:
-                self.sessions.delete_many({"series_id": series_id, "published": False})
+                # only the old debris: a retry of the same series may be writing anew
+                self.sessions.delete_many({"series_id": series_id, "published": False,
+                                           "created_at": {"$lt": cutoff}})
                 repaired += 1
         return repaired

@@ -1,8 +1,10 @@
 """The venues service's entrypoints: validate, call the domain, answer.
 
 RPC for the booking service: `get_session`, `get_sessions`, `seats`, `hold`, `release`,
-`get_tutor` (answers as in `contracts.venues`). Everything else serves the gateway, which
-passes the caller as `actor` for the ownership checks.
+`get_tutor` (answers as in `contracts.venues`); they act for nobody and carry no actor.
+Everything else serves the gateway, which passes the caller as a signed `actor`: each
+entrypoint verifies it (`self.actors`, Forbidden if missing, forged or expired) before the
+domain checks ownership. Creating calls take the caller's `request_key` (`once`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from services.contracts.venues import (
     VenueChange,
     VenueRegistration,
 )
+from services.kit.actor import Actors
 from services.kit.boundary import dump, load
 from services.kit.context import LogContext
 from services.kit.errors import validation_error
@@ -32,18 +35,23 @@ from services.venues.repository import VenueRepository
 
 log = logging.getLogger("kepu.venues")
 
-Actor = dict[str, Any] | None
+Signed = dict[str, Any] | None  # an actor as it travels: kit.actor.sign
 
 
 class VenuesService(Health):
     name = "venues"
     store = Store(VenueRepository)
+    actors = Actors()
     log_context = LogContext()
 
     # -- venues ----------------------------------------------------------------------------
     @rpc
-    def register_venue(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return dump(Venue, self.store.register_venue(load(VenueRegistration, payload)))
+    def register_venue(self, payload: dict[str, Any], actor: Signed = None,
+                       request_key: str | None = None) -> dict[str, Any]:
+        """Admins only (the gateway checks too); a retried `request_key` answers the first."""
+        who = self.actors(actor)
+        data = load(VenueRegistration, payload)
+        return dump(Venue, self.store.register_venue(data, who, request_key))
 
     @rpc
     def get_venue(self, venue_id: str) -> dict[str, Any]:
@@ -51,27 +59,31 @@ class VenuesService(Health):
 
     @rpc
     def update_venue(self, venue_id: str, payload: dict[str, Any],
-                     actor: Actor = None) -> dict[str, Any]:
+                     actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
         change = load(VenueChange, payload)
-        return dump(Venue, self.store.update_venue(venue_id, change, actor))
+        return dump(Venue, self.store.update_venue(venue_id, change, who))
 
     # -- tutors ----------------------------------------------------------------------------
     @rpc
-    def register_tutor(self, venue_id: str, payload: dict[str, Any],
-                       actor: Actor = None) -> dict[str, Any]:
+    def register_tutor(self, venue_id: str, payload: dict[str, Any], actor: Signed = None,
+                       request_key: str | None = None) -> dict[str, Any]:
+        who = self.actors(actor)
         data = load(TutorRegistration, payload)
-        return self.store.tutors.register(self.store.venue(venue_id), data, actor)
+        return self.store.tutors.register(self.store.venue(venue_id), data, who, request_key)
 
     @rpc
     def update_tutor(self, venue_id: str, tutor_id: str, payload: dict[str, Any],
-                     actor: Actor = None) -> dict[str, Any]:
-        return self.store.tutors.change(venue_id, tutor_id, load(TutorChange, payload), actor)
+                     actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
+        return self.store.tutors.change(venue_id, tutor_id, load(TutorChange, payload), who)
 
     @rpc
-    def list_tutors(self, venue_id: str, actor: Actor = None, limit: int = 50,
+    def list_tutors(self, venue_id: str, actor: Signed = None, limit: int = 50,
                     cursor: str | None = None) -> dict[str, Any]:
+        who = self.actors(actor)
         self.store.venue(venue_id)
-        return self.store.tutors.of_venue(venue_id, actor, _limit(limit), cursor)
+        return self.store.tutors.of_venue(venue_id, who, _limit(limit), cursor)
 
     @rpc
     def get_tutor(self, tutor_id: str, on: str | None = None) -> dict[str, Any]:
@@ -80,22 +92,26 @@ class VenuesService(Health):
 
     # -- sessions --------------------------------------------------------------------------
     @rpc
-    def publish_session(self, venue_id: str, payload: dict[str, Any],
-                        actor: Actor = None) -> dict[str, Any]:
+    def publish_session(self, venue_id: str, payload: dict[str, Any], actor: Signed = None,
+                        request_key: str | None = None) -> dict[str, Any]:
         """One session, or `{series_id, sessions}` when the draft has `repeat`."""
+        who = self.actors(actor)
         venue = self.store.venue(venue_id)
-        return self.store.sessions.publish(venue, load(SessionDraft, payload), actor)
+        return self.store.sessions.publish(venue, load(SessionDraft, payload), who,
+                                           request_key)
 
     @rpc
     def update_session(self, session_id: str, payload: dict[str, Any],
-                       actor: Actor = None) -> dict[str, Any]:
-        return self.store.sessions.change(session_id, load(SessionChange, payload), actor)
+                       actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
+        return self.store.sessions.change(session_id, load(SessionChange, payload), who)
 
     @rpc
     def cancel_session(self, session_id: str, payload: dict[str, Any],
-                       actor: Actor = None) -> dict[str, Any]:
+                       actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
         reason = load(SessionCancellation, payload)["reason"]
-        return self.store.sessions.cancel(session_id, reason, actor)
+        return self.store.sessions.cancel(session_id, reason, who)
 
     @rpc
     def get_session(self, session_id: str) -> dict[str, Any]:

@@ -4,6 +4,10 @@ A session document carries what the catalogue filters on at its top level (`dist
 `grade_min`/`grade_max`, `sort_key`, `end_key`) next to a snapshot
 of its venue, and its seat counter and holds (see `holds`). Changes that others must hear
 about stage their event in the same write (`services.kit.outbox`).
+
+`sort_key` is `kit.pages.sort_key(starts_at, session_id)` (time order, unique: the
+catalogue's sort and cursor) and `end_key` is `kit.pages.sort_key(ends_at)`: plain strings
+on both servers, compared with `pages.sort_key(stamp)` bounds.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from pymongo.collection import Collection
 
 from services.contracts.venues import session_errors
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.errors import Conflict, NotFound, ValidationFailed
-from services.kit.ids import new_id
 from services.kit.outbox import add_events, event, with_events
+from services.kit.pages import sort_key
+from services.kit.request_keys import RequestKeys, insert_once
 from services.venues.access import require_manager
-from services.venues.series import Series, check_occurrences, occurrences
+from services.venues.series import Series, check_occurrences, occurrence_id, occurrences
 
 HIDDEN = {"outbox": 0, "holds": 0, "per_school": 0}
 EDITABLE = ("title", "description", "what_to_bring", "cancel_cutoff_hours",
@@ -28,21 +34,6 @@ EDITABLE = ("title", "description", "what_to_bring", "cancel_cutoff_hours",
 RULED = ("starts_at", "ends_at", "grades", "capacity", "max_seats_per_school", "claim_policy",
          "window_closes_at")
 ATTEMPTS = 20
-
-
-def time_key(stamp: str) -> str:
-    """A stamp as a plain string for range queries.
-
-    nx-27017 treats any string that starts like a date as a date: a range on such values
-    takes a slow path, and one on "2026-…Z|ses_…" matches nothing. The leading letter keeps
-    the order and makes it an ordinary string on both nx-27017 and MongoDB.
-    """
-    return f"t{stamp}"
-
-
-def sort_key(starts_at: str, session_id: str) -> str:
-    """Time order, unique: the catalogue's sort and cursor."""
-    return f"{time_key(starts_at)}|{session_id}"
 
 
 def status_of(doc: dict[str, Any], now: str) -> str:
@@ -77,10 +68,9 @@ def venue_snapshot(venue: dict[str, Any]) -> dict[str, Any]:
             "district": venue["district"], "location": dict(venue["location"])}
 
 
-def new_session(draft: dict[str, Any], venue: dict[str, Any], starts_at: str, ends_at: str,
-                window_closes_at: str | None, series_id: str | None,
+def new_session(session_id: str, draft: dict[str, Any], venue: dict[str, Any], starts_at: str,
+                ends_at: str, window_closes_at: str | None, series_id: str | None,
                 published: bool) -> dict[str, Any]:
-    session_id = new_id("ses")
     low, high = draft["grades"]
     return {
         "_id": session_id, "session_id": session_id, "series_id": series_id,
@@ -88,7 +78,7 @@ def new_session(draft: dict[str, Any], venue: dict[str, Any], starts_at: str, en
         "description": draft.get("description"), "category": draft["category"],
         "audience": draft["audience"], "grades": [low, high], "grade_min": low, "grade_max": high,
         "starts_at": starts_at, "ends_at": ends_at, "sort_key": sort_key(starts_at, session_id),
-        "end_key": time_key(ends_at),
+        "end_key": sort_key(ends_at),
         "capacity": draft["capacity"], "seats_left": draft["capacity"], "held": 0,
         "holds": {}, "per_school": {}, "price_fen": draft["price_fen"],
         "claim_policy": draft["claim_policy"], "window_closes_at": window_closes_at,
@@ -108,9 +98,10 @@ def published_event(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Sessions:
-    def __init__(self, sessions: Collection, series: Series) -> None:
+    def __init__(self, sessions: Collection, series: Series, once: RequestKeys) -> None:
         self.sessions = sessions
         self.series = series
+        self.once = once
 
     # -- reading ---------------------------------------------------------------------------
     def document(self, session_id: str) -> dict[str, Any]:
@@ -133,25 +124,49 @@ class Sessions:
         return [view(found[sid], now) for sid in dict.fromkeys(session_ids) if sid in found]
 
     # -- publishing ------------------------------------------------------------------------
-    def publish(self, venue: dict[str, Any], draft: dict[str, Any],
-                actor: dict[str, Any] | None) -> dict[str, Any]:
-        """One session, or every occurrence of a series (all or nothing)."""
+    def publish(self, venue: dict[str, Any], draft: dict[str, Any], actor: Actor | None,
+                request_key: str | None = None) -> dict[str, Any]:
+        """One session, or every occurrence of a series (all or nothing).
+
+        With a `request_key`, a retry answers what the first attempt published (`once`).
+        """
         require_manager(actor, venue["_id"])
-        now = clock.now()
-        if not draft.get("repeat"):
-            self._check(draft, now)
-            doc = new_session(draft, venue, draft["starts_at"], draft["ends_at"],
-                              draft.get("window_closes_at"), None, True)
-            self.sessions.insert_one(with_events(doc, published_event(doc)))
-            return view(doc)
+        if draft.get("repeat"):
+            return self._publish_series(venue, draft, request_key)
+        self._check(draft, clock.now())
+        session_id, retried = self.once.new_id("session", "ses", venue["_id"], request_key,
+                                               venue["_id"], draft)
+        if retried and (earlier := self._any(session_id)) is not None:
+            return view(earlier)
+        doc = new_session(session_id, draft, venue, draft["starts_at"], draft["ends_at"],
+                          draft.get("window_closes_at"), None, True)
+        earlier = insert_once(self.sessions, with_events(doc, published_event(doc)), self._any)
+        return view(earlier or doc)
+
+    def _publish_series(self, venue: dict[str, Any], draft: dict[str, Any],
+                        request_key: str | None) -> dict[str, Any]:
         found = occurrences(draft, venue.get("timezone") or "Asia/Shanghai")
-        check_occurrences(draft, found, now)
-        series_id = new_id("ser")
-        docs = [new_session(draft, venue, o.starts_at, o.ends_at, o.window_closes_at, series_id,
-                            False) for o in found]
+        check_occurrences(draft, found, clock.now())
+        series_id, retried = self.once.new_id("series", "ser", venue["_id"], request_key,
+                                              venue["_id"], draft)
+        if retried and self.series.finish(series_id):
+            return self._series(series_id)
+        docs = [new_session(occurrence_id(series_id, i), draft, venue, o.starts_at, o.ends_at,
+                            o.window_closes_at, series_id, False) for i, o in enumerate(found)]
         self.series.publish(series_id, venue["_id"], docs, [published_event(d) for d in docs])
+        if retried:  # another attempt may have written some of them: answer what is stored
+            return self._series(series_id)
         stamp = clock.stamp()
         return {"series_id": series_id, "sessions": [view(d, stamp) for d in docs]}
+
+    def _series(self, series_id: str) -> dict[str, Any]:
+        stamp = clock.stamp()
+        docs = self.sessions.find({"series_id": series_id, "published": True},
+                                  HIDDEN).sort("sort_key", 1)
+        return {"series_id": series_id, "sessions": [view(d, stamp) for d in docs]}
+
+    def _any(self, session_id: str) -> dict[str, Any] | None:
+        return self.sessions.find_one({"_id": session_id}, HIDDEN)
 
     @staticmethod
     def _check(values: dict[str, Any], now: datetime) -> None:
@@ -161,7 +176,7 @@ class Sessions:
 
     # -- changing --------------------------------------------------------------------------
     def change(self, session_id: str, change: dict[str, Any],
-               actor: dict[str, Any] | None) -> dict[str, Any]:
+               actor: Actor | None) -> dict[str, Any]:
         """Reschedule, resize or edit; conditional on the version read, retried on a race.
 
         A capacity change is also conditional on the seats as read, so it never drops below
@@ -231,7 +246,7 @@ class Sessions:
         if merged["starts_at"] != doc["starts_at"] or merged["ends_at"] != doc["ends_at"]:
             sets.update(starts_at=merged["starts_at"], ends_at=merged["ends_at"],
                         sort_key=sort_key(merged["starts_at"], doc["_id"]),
-                        end_key=time_key(merged["ends_at"]))
+                        end_key=sort_key(merged["ends_at"]))
             events.append(event("venues.session_rescheduled", {
                 "session_id": doc["_id"], "venue_id": doc["venue_id"],
                 "previous_starts_at": doc["starts_at"], "previous_ends_at": doc["ends_at"],
@@ -252,7 +267,7 @@ class Sessions:
         return update, events
 
     def cancel(self, session_id: str, reason: str,
-               actor: dict[str, Any] | None) -> dict[str, Any]:
+               actor: Actor | None) -> dict[str, Any]:
         """Cancel once: a repeat answers the cancelled session and announces nothing."""
         doc = self.document(session_id)
         require_manager(actor, doc["venue_id"])
@@ -276,6 +291,6 @@ class Sessions:
         """Copy a venue's edited name, address and location onto its sessions to come."""
         snapshot = venue_snapshot(venue)
         result = self.sessions.update_many(
-            {"venue_id": venue["_id"], "end_key": {"$gt": time_key(clock.stamp())}},
+            {"venue_id": venue["_id"], "end_key": {"$gt": sort_key(clock.stamp())}},
             {"$set": {"venue": snapshot}})
         return result.modified_count

@@ -9,13 +9,19 @@ import pytest
 
 from services.booking.desk import BookingDesk
 from services.booking.repository import BookingRepository
+from services.booking.schools import register_school
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.config import Settings
-from services.kit.errors import NotFound
+from services.kit.errors import Conflict, NotFound
 
 
 class FakeVenues:
-    """The venues service's seat-hold contract, in memory (atomic under a lock)."""
+    """The venues service's seat-hold contract, in memory (atomic under a lock).
+
+    tests/test_holds_contract.py runs it and the real `venues.holds.Holds` against the same
+    cases, so the two cannot drift.
+    """
 
     def __init__(self) -> None:
         self.sessions: dict[str, dict] = {}
@@ -56,35 +62,51 @@ class FakeVenues:
             self.calls.append(("hold", session_id, claim_id, seats))
             session = self.sessions.get(session_id)
             if session is None:
-                return {"ok": False, "reason": "not_found", "seats": 0, "seats_left": 0}
+                return self._answer(False, seats, 0, "not_found")
             holds = self.holds[session_id]
             if claim_id in holds:
-                return {"ok": True, "reason": None, "seats": holds[claim_id]["seats"],
-                        "seats_left": session["seats_left"]}
-            if session["status"] == "cancelled":
-                return {"ok": False, "reason": "cancelled", "seats": 0,
-                        "seats_left": session["seats_left"]}
-            limit = session.get("max_seats_per_school")
-            mine = sum(h["seats"] for h in holds.values() if h["school_id"] == school_id)
-            if limit is not None and mine + seats > limit:
-                return {"ok": False, "reason": "over_school_limit", "seats": 0,
-                        "seats_left": session["seats_left"]}
-            if seats > session["seats_left"]:
-                return {"ok": False, "reason": "full", "seats": 0,
-                        "seats_left": session["seats_left"]}
+                held = holds[claim_id]
+                if held["seats"] != seats or held["school_id"] != school_id:
+                    raise Conflict(f"claim {claim_id} already holds {held['seats']} seats",
+                                   code="hold-differs")
+                return self._answer(True, seats, session["seats_left"], repeated=True)
+            refusal = self._refusal(session, holds, school_id, seats)
+            if refusal:
+                return self._answer(False, seats, session["seats_left"], refusal)
             holds[claim_id] = {"seats": seats, "school_id": school_id}
             session["seats_left"] -= seats
-            return {"ok": True, "reason": None, "seats": seats,
-                    "seats_left": session["seats_left"]}
+            return self._answer(True, seats, session["seats_left"])
+
+    @staticmethod
+    def _refusal(session: dict, holds: dict, school_id: str, seats: int) -> str | None:
+        if session["status"] == "cancelled":
+            return "cancelled"
+        if clock.parse(session["starts_at"]) <= clock.now():
+            return "closed"
+        limit = session.get("max_seats_per_school")
+        mine = sum(h["seats"] for h in holds.values() if h["school_id"] == school_id)
+        if limit is not None and mine + seats > limit:
+            return "over_school_limit"
+        if seats > session["seats_left"]:
+            return "full"
+        return None
+
+    @staticmethod
+    def _answer(ok: bool, seats: int, seats_left: int, reason: str | None = None,
+                repeated: bool = False) -> dict:
+        return {"ok": ok, "reason": reason, "seats": seats, "seats_left": seats_left,
+                "repeated": repeated}
 
     def release(self, session_id: str, claim_id: str) -> dict:
         with self.lock:
             self.calls.append(("release", session_id, claim_id))
-            hold = self.holds.get(session_id, {}).pop(claim_id, None)
+            if session_id not in self.sessions:
+                raise NotFound(f"session {session_id} not found", code="session-not-found")
+            hold = self.holds[session_id].pop(claim_id, None)
             if hold:
                 self.sessions[session_id]["seats_left"] += hold["seats"]
             return {"released": hold["seats"] if hold else 0,
-                    "seats_left": self.sessions.get(session_id, {}).get("seats_left", 0)}
+                    "seats_left": self.sessions[session_id]["seats_left"]}
 
     def get_tutor(self, tutor_id: str) -> dict:
         if tutor_id not in self.tutors:
@@ -122,14 +144,17 @@ def frozen_clock():
     clock.set_clock(None)
 
 
-def make_school(repo, name="一小", rural=False, under_resourced=False):
-    return repo.register_school({"name": name, "district": "浦东新区",
-                                 "location": {"lat": 31.0, "lon": 121.0}, "rural": rural,
-                                 "under_resourced": under_resourced, "students": 500})
+ADMIN = Actor(sub="t-admin", role="admin")
+
+
+def make_school(repo, name="一小", rural=False, under_resourced=False, district="浦东新区"):
+    return register_school(repo, ADMIN, {"name": name, "district": district,
+                                  "location": {"lat": 31.0, "lon": 121.0}, "rural": rural,
+                                  "under_resourced": under_resourced, "students": 500})
 
 
 def school_actor(school):
-    return {"role": "school", "org": school["school_id"], "sub": f"t-{school['school_id']}"}
+    return Actor(sub=f"t-{school['school_id']}", role="school", org=school["school_id"])
 
 
 def group(label, students=30, teachers=2, grade=5):

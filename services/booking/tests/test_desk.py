@@ -8,11 +8,12 @@ import pytest
 
 from services.booking.tests.conftest import group, make_school, school_actor
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 
 def claim(desk, school, session, *groups, waitlist=True, key=None):
-    return desk.create_claim(school_actor(school), {
+    return desk.claims.create(school_actor(school), {
         "session_id": session["session_id"], "groups": list(groups), "waitlist": waitlist},
         key)
 
@@ -40,7 +41,7 @@ def test_validation_names_the_group(desk, repo, venues):
               group("五班", grade=5, students=10, teachers=1))
     assert set(caught.value.errors) == {"groups.0.teachers", "groups.1.grade"}
     with pytest.raises(ValidationFailed) as caught:
-        desk.create_claim(school_actor(school), {"session_id": "ses_nope",
+        desk.claims.create(school_actor(school), {"session_id": "ses_nope",
                                                  "groups": [group("一班", grade=2)]})
     assert "session_id" in caught.value.errors
 
@@ -53,7 +54,7 @@ def test_cancel_releases_and_promotes_the_waitlist_in_order(desk, repo, venues):
     w1 = claim(desk, schools[2], session, group("一班"))
     w2 = claim(desk, schools[3], session, group("一班"))
     assert (w1["status"], w2["status"]) == ("waitlisted", "waitlisted")
-    cancelled = desk.cancel_claim(school_actor(schools[0]), first["_id"])
+    cancelled = desk.claims.cancel(school_actor(schools[0]), first["_id"])
     assert cancelled["status"] == "cancelled" and "release_pending" not in cancelled
     assert repo.claim(w1["_id"])["status"] == "confirmed"
     assert repo.claim(w2["_id"])["status"] == "waitlisted"
@@ -65,12 +66,12 @@ def test_a_school_cannot_cancel_another_schools_claim_or_after_the_cutoff(desk, 
     mine, other = make_school(repo, "甲"), make_school(repo, "乙")
     done = claim(desk, mine, session, group("一班"))
     with pytest.raises(NotFound):
-        desk.cancel_claim(school_actor(other), done["_id"])
+        desk.claims.cancel(school_actor(other), done["_id"])
     with pytest.raises(Conflict) as caught:
-        desk.cancel_claim(school_actor(mine), done["_id"])
+        desk.claims.cancel(school_actor(mine), done["_id"])
     assert caught.value.code == "cancel-cutoff-passed"
     with pytest.raises(Forbidden):
-        desk.create_claim({"role": "venue", "org": "ven_1"}, {})
+        desk.claims.create(Actor(sub="v-1", role="venue", org="ven_1"), {})
 
 
 def test_idempotency_key_returns_the_first_claim_and_holds_once(desk, repo, venues):
@@ -89,7 +90,7 @@ def test_venue_cancellation_cancels_every_claim(desk, repo, venues):
     claim(desk, a, session, group("一班"))
     claim(desk, b, session, group("一班"))
     venues.sessions[session["session_id"]]["status"] = "cancelled"
-    assert desk.session_cancelled(session["session_id"], "闭馆维修") == 2
+    assert desk.claims.session_cancelled(session["session_id"], "闭馆维修") == 2
     for doc in repo.claims_on_session(session["session_id"], ("cancelled",)):
         assert doc["cancelled_by"] == "venue" and doc["reason"] == "闭馆维修"
 
@@ -99,11 +100,11 @@ def test_batch_all_or_nothing_holds_nothing_when_it_cannot_fit(desk, repo, venue
     school = make_school(repo)
     body = {"groups": [group(f"{i}班") for i in range(1, 5)],
             "session_ids": [s1["session_id"], s2["session_id"]], "mode": "all_or_nothing"}
-    batch = desk.create_batch(school_actor(school), body)
+    batch = desk.batches.create(school_actor(school), body)
     assert batch["state"] == "failed"
     assert all(not holds for holds in venues.holds.values())
-    best = desk.create_batch(school_actor(school), {**body, "mode": "best_effort"})
-    view = desk.batch_view(best)
+    best = desk.batches.create(school_actor(school), {**body, "mode": "best_effort"})
+    view = desk.batches.view(best)
     assert [a["status"] for a in view["assignments"]] == ["confirmed"] * 3 + ["unplaced"]
     assert [a["session_id"] for a in view["assignments"][:3]] == [
         s1["session_id"], s1["session_id"], s2["session_id"]]
@@ -120,7 +121,7 @@ def test_batch_all_or_nothing_releases_holds_when_one_is_refused(desk, repo, ven
         return original(session_id, claim_id, school_id, seats)
 
     venues.hold = refuse_second
-    batch = desk.create_batch(school_actor(school), {
+    batch = desk.batches.create(school_actor(school), {
         "groups": [group("1班"), group("2班")],
         "session_ids": [s1["session_id"], s2["session_id"]], "mode": "all_or_nothing"})
     assert batch["state"] == "failed"
@@ -136,13 +137,13 @@ def test_window_claims_wait_then_allocation_places_priority_schools(desk, repo, 
     rural = make_school(repo, "乡村", rural=True)
     claims = [claim(desk, s, session, group("一班")) for s in city + [rural]]
     assert {c["status"] for c in claims} == {"pending"}
-    assert desk.allocate_due() == 0  # the window is still open
+    assert desk.windows.allocate_due() == 0  # the window is still open
     frozen_clock["now"] += timedelta(hours=2)
-    assert desk.allocate_due() == 1
+    assert desk.windows.allocate_due() == 1
     statuses = {c["school_id"]: repo.claim(c["_id"])["status"] for c in claims}
     assert statuses[rural["school_id"]] == "confirmed"
     assert sorted(statuses.values()).count("confirmed") == 2
-    explained = desk.explain_allocation(session["session_id"])
+    explained = desk.windows.explain(session["session_id"])
     assert explained["reproduced"] is True and explained["order"][0]["priority_school"]
 
 
@@ -159,9 +160,9 @@ def test_sweep_finishes_a_claim_left_holding(desk, repo, venues, frozen_clock):
         claim(desk, school, session, group("一班"))
     stuck = repo.db.claims.find_one({"status": "holding"})
     venues.hold = original
-    assert desk.sweep()["holding"] == 0  # still within its grace period
+    assert desk.recovery.sweep()["holding"] == 0  # still within its grace period
     frozen_clock["now"] += timedelta(seconds=30)
-    assert desk.sweep()["holding"] == 1
+    assert desk.recovery.sweep()["holding"] == 1
     assert repo.claim(stuck["_id"])["status"] == "confirmed"
     assert clock.now() > clock.parse(stuck["updated_at"])
 

@@ -4,7 +4,6 @@ import itertools
 import uuid
 from datetime import date
 
-import pymongo
 import pytest
 
 from services.funding.ledger import Ledger
@@ -16,14 +15,6 @@ TERM = "2026-autumn"
 _visits = itertools.count(1)
 
 
-@pytest.fixture()
-def db(mongo_url):
-    """A fresh database on the test run's nx-27017, dropped afterwards."""
-    client = pymongo.MongoClient(mongo_url, tz_aware=True)
-    name = f"unit_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    client.drop_database(name)
-    client.close()
 
 
 @pytest.fixture()

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.funding import accounts as chart
-from services.funding.ledger import APPLIED, REFUSED, VOID, Entry, LedgerError, _Reload
+from services.funding.ledger import APPLIED, REFUSED, VOID, Entry, LedgerError, Reload
+from services.funding.ledger.model import new_posting
 from services.kit import clock
 from services.kit.errors import Conflict
 
@@ -130,7 +131,7 @@ def test_balance_at_a_time_and_history_with_running_balance(ledger):
 def test_a_posting_left_half_applied_is_finished_by_recovery(ledger):
     fund(ledger, "f1", 1_000)
     # a worker died after the budget debit, before the commit
-    doc = ledger._new("a1", [Entry(BUD, -600), Entry(PAY, 600)], kind="accrual",
+    doc = new_posting("a1", [Entry(BUD, -600), Entry(PAY, 600)], kind="accrual",
                       category="subsidy", district=D, memo="", refs=None, actor=None,
                       reverses=None)
     doc["created_at"] = "2026-01-01T00:00:00.000000Z"
@@ -145,7 +146,7 @@ def test_a_posting_left_half_applied_is_finished_by_recovery(ledger):
 
 def test_two_workers_on_one_posting_apply_it_once(ledger):
     fund(ledger, "f1", 1_000)
-    doc = ledger._new("a1", [Entry(BUD, -600), Entry(PAY, 600)], kind="accrual",
+    doc = new_posting("a1", [Entry(BUD, -600), Entry(PAY, 600)], kind="accrual",
                       category="subsidy", district=D, memo="", refs=None, actor=None,
                       reverses=None)
     ledger.postings.insert_one(doc)
@@ -156,7 +157,7 @@ def test_two_workers_on_one_posting_apply_it_once(ledger):
 
 def test_seal_drops_marks_and_a_late_repeat_cannot_apply_twice(ledger):
     fund(ledger, "f1", 1_000)
-    stale = ledger._new("a1", [Entry(BUD, -100), Entry(PAY, 100)], kind="accrual",
+    stale = new_posting("a1", [Entry(BUD, -100), Entry(PAY, 100)], kind="accrual",
                         category="subsidy", district=D, memo="", refs=None, actor=None,
                         reverses=None)
     ledger.postings.insert_one(stale)
@@ -170,7 +171,7 @@ def test_seal_drops_marks_and_a_late_repeat_cannot_apply_twice(ledger):
     account = ledger.accounts.find_one({"_id": BUD})
     assert "a1" not in account["marks"] and account["sealed_before"] > stale["created_at"]
     # the stale worker's apply meets the seal; its posting is final, so it may not restamp
-    with pytest.raises(_Reload):
+    with pytest.raises(Reload):
         ledger._apply(dict(stale), Entry(BUD, -100))
     assert ledger.balances([BUD]) == {BUD: 900}
 

@@ -203,3 +203,62 @@ def test_an_import_in_progress_is_refused_and_a_dead_one_is_resumed(funded):
     done = funded.reconciliation.import_statement(DISTRICT, "fin-a", text)
     assert done["state"] == "reconciled" and done["counts"] == {"matched": 1}
     assert funded.ledger.balances([PAID])[PAID] == 10_000
+
+
+HUGE = "9" * 5_000
+
+
+@pytest.mark.parametrize("header,cell", [
+    ("amount", HUGE), ("amount", HUGE + ".00"), ("amount", "1" + "0" * 20), ("amount_fen", HUGE),
+    ("amount_fen", "1" + "0" * 13), ("amount", "NaN"), ("amount", "nan"), ("amount", "inf"),
+    ("amount", "-Infinity"), ("amount", "1e5"), ("amount", "1E+3"), ("amount", "0x10"),
+    ("amount_fen", "1e3"), ("amount_fen", "NaN"), ("amount_fen", "12.5"),
+    ("amount", "1" * 3_000 + "e-2990")])
+def test_statement_amounts_out_of_range_or_not_numbers_are_named_422s(header, cell):
+    """Thousands of digits once raised ValueError/OverflowError (a 500)."""
+    with pytest.raises(ValidationFailed) as bad:
+        parse_statement(f"reference,{header}\nKP1,{cell}\n")
+    assert set(bad.value.errors) == {"line 1.amount"}
+    (message,) = bad.value.errors["line 1.amount"]
+    assert message.startswith(f"column 2 ('{header}')")
+    assert len(message) < 200 and len(bad.value.detail) < 200  # never the cell in full
+
+
+def test_statement_amounts_at_the_edges_parse_exactly():
+    text = ("reference,amount\nKP1,10000000000.00\nKP2,\"0" + "0" * 5_000 + "1.5\"\n"
+            "KP3,￥１２３.４５\nKP4,-0.01\n")
+    assert [x["amount_fen"] for x in parse_statement(text)] == [10**12, 150, 12_345, 1]
+    with pytest.raises(ValidationFailed):
+        parse_statement("reference,amount\nKP1,10000000000.01\n")
+
+
+def test_statement_errors_name_row_and_column_and_cap_what_they_echo():
+    long_ref = "R" * 10_000
+    with pytest.raises(ValidationFailed) as bad:
+        parse_statement(f"date,payee,reference,amount\n2026-12-01,x,{long_ref},1.00\n"
+                        f"2026-12-01,x,,{'x' * 10_000}\n")
+    errors = bad.value.errors
+    assert set(errors) == {"line 1.reference", "line 2.reference", "line 2.amount"}
+    assert errors["line 1.reference"][0].startswith("column 3 ('reference')")
+    assert errors["line 2.amount"][0].startswith("column 4 ('amount')")
+    assert all(len(m) < 200 for ms in errors.values() for m in ms)
+    assert "(10000 characters)" in errors["line 2.amount"][0]
+
+
+def test_an_unreadable_statement_row_is_a_422_naming_its_line():
+    with pytest.raises(ValidationFailed) as bad:  # over the csv module's field limit
+        parse_statement("reference,amount\nKP1,1.00\nKP2,\"" + "x" * 200_000 + "\"\n")
+    assert set(bad.value.errors) == {"line 2"}
+    assert len(bad.value.detail) < 200
+
+
+def test_kept_statement_text_is_capped():
+    (line,) = parse_statement("reference,amount,memo\nKP1,1.00," + "m" * 5_000 + "\n")
+    assert len(line["memo"]) == 200
+
+
+def test_a_huge_amount_never_reaches_the_database(funded):
+    with pytest.raises(ValidationFailed):
+        funded.reconciliation.import_statement(DISTRICT, "fin-a",
+                                               f"reference,amount_fen\nKP1,{HUGE}\n")
+    assert funded.reconciliation.statements.count_documents({}) == 0

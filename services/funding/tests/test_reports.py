@@ -120,3 +120,46 @@ def test_concurrent_spenders_never_overdraw_a_budget(books):
     sums = ledger.sums_by_account({"district": DISTRICT})
     counters = {a["_id"]: a["balance"] for a in ledger.accounts.find({"district": DISTRICT})}
     assert {k: v for k, v in counters.items() if v} == {k: v for k, v in sums.items() if v}
+
+
+def every_cell(data):
+    book = load_workbook(io.BytesIO(data))
+    return {title: [c for row in book[title].iter_rows() for c in row]
+            for title in book.sheetnames}
+
+
+def test_no_export_writes_a_formula_and_numbers_stay_numbers(books):
+    busy_term(books)
+    report = books.report(DISTRICT, TERM)
+    report["district"] = "=HYPERLINK(\"http://x\",\"y\")"  # once written as a formula
+    report["by_tutor"][0]["tutor_name"] = "\t=1+2"
+    report["by_school"][0]["school_id"] = "＝1+2"
+    cells = every_cell(exports.report_xlsx(report))
+    assert all(c.data_type != "f" for sheet in cells.values() for c in sheet)
+    summary = {row[0].value: row[1] for row in zip(*[iter(cells["Summary"])] * 2, strict=True)}
+    assert summary["district"].data_type == "s"
+    assert summary["district"].value == report["district"]
+    assert summary["subsidy_fen"].value == 70_000 and summary["subsidy_fen"].data_type == "n"
+    assert summary["ledger.agrees"].value is True
+    found = exports.statement_xlsx({"statement_id": "=1", "district": "@x", "counts": {
+        "matched": 1}}, {"matched": [{"kind": "matched", "payee": "-cmd", "line": 3}]})
+    cells = every_cell(found)
+    assert all(c.data_type != "f" for sheet in cells.values() for c in sheet)
+    assert [c.value for c in cells["Findings"] if c.value is not None][-3:] == [
+        "matched", 3, "-cmd"]
+
+
+def test_csv_exports_guard_every_dangerous_prefix(books):
+    busy_term(books)
+    report = books.report(DISTRICT, TERM)
+    names = ["\t=1+2", "  =1+2", "＝1+2", "＋1", "－1", "＠x"]
+    for row, name in zip(report["by_tutor"], names, strict=False):
+        row["tutor_name"] = name
+    rows = list(csv.DictReader(io.StringIO(exports.report_csv(report, "tutor").lstrip("\ufeff"))))
+    used = names[:len(report["by_tutor"])]
+    assert [r["tutor_name"] for r in rows[:-1]] == ["'" + n for n in used]
+    assert rows[-1]["subsidy_fen"] == "70000"
+    found = exports.statement_csv({"matched": [{"kind": "matched", "payee": "\r=x",
+                                                "statement_amount_fen": -5}]})
+    (row,) = list(csv.DictReader(io.StringIO(found.lstrip("\ufeff"))))
+    assert row["payee"] == "'\r=x" and row["statement_amount_fen"] == "-5"

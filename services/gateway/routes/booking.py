@@ -21,16 +21,11 @@ from services.gateway.routing import Call, route
 ANY = ("admin", "venue", "school", "finance")
 
 
-def _key(call: Call) -> str | None:
-    key = call.request.headers.get("Idempotency-Key")
-    return key.strip() if key else None
-
-
 @route("POST", "/v1/claims", roles=("school",), tag="claims", body=ClaimRequest,
        response=ClaimView, status=201, creates=True)
 def create_claim(call: Call) -> Any:
     """Claim seats for one or more classes: confirmed, pending (window), waitlisted or rejected."""
-    claim = call.rpc.booking.create_claim(call.actor, call.body, _key(call))
+    claim = call.rpc.booking.create_claim(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/claims/{claim['claim_id']}"
     return claim
 
@@ -60,7 +55,7 @@ def cancel_claim(call: Call) -> Any:
        response=BatchView, status=201, creates=True)
 def create_batch(call: Call) -> Any:
     """Split classes across sessions in preference order (分期分批)."""
-    batch = call.rpc.booking.create_batch(call.actor, call.body, _key(call))
+    batch = call.rpc.booking.create_batch(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/claim-batches/{batch['batch_id']}"
     return batch
 
@@ -83,7 +78,7 @@ def record_attendance(call: Call) -> Any:
        body=TutorVisitRequest, response=TutorVisitView, status=201, creates=True)
 def book_tutor_visit(call: Call) -> Any:
     """Book a registered tutor into the school (请进来)."""
-    visit = call.rpc.booking.book_tutor_visit(call.actor, call.body)
+    visit = call.rpc.booking.book_tutor_visit(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/tutor-visits/{visit['visit_id']}"
     return visit
 

@@ -1,7 +1,9 @@
 """Funding routes: budgets, ledger, rate cards, accruals, payout runs, reconciliation, reports.
 
 Every route is for the `finance` role only (admins included are refused: finance data is
-the district bureau's); the service checks the caller's district again.
+the district bureau's); the service checks the caller's district again. Every creating
+POST passes the Idempotency-Key on (`call.request_key`): the service binds it, so a retry
+after a gateway timeout never creates a second posting, card, run or statement.
 """
 
 from __future__ import annotations
@@ -51,12 +53,7 @@ from services.gateway.routing import Call, route
 FINANCE = ("finance",)
 TAG = "funding"
 STATEMENT_MAX_BODY = 32 << 20  # a term of 100,000 payouts is about 5 MB of CSV
-STATEMENT_TIMEOUT_S = 300  # reconciling a term of 100,000 payouts takes a while on nx-27017
-
-
-def _key(call: Call) -> str | None:
-    key = call.request.headers.get("Idempotency-Key")
-    return key.strip() if key else None
+STATEMENT_TIMEOUT_S = 300  # a term of 100,000 payouts takes a while on nx-27017
 
 
 def _args(call: Call) -> dict[str, Any]:
@@ -76,7 +73,7 @@ def _download(file: dict[str, Any]) -> Response:
        response=PostingView, status=201, creates=True)
 def fund_budget(call: Call) -> Any:
     """Fund a term budget from a source (财政补贴, 服务性收费, 代收费)."""
-    posting = call.rpc.funding.fund_budget(call.actor, call.body, _key(call))
+    posting = call.rpc.funding.fund_budget(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/funding/postings/{posting['posting_id']}"
     return posting
 
@@ -85,7 +82,7 @@ def fund_budget(call: Call) -> Any:
        response=PostingView, status=201, creates=True)
 def transfer_budget(call: Call) -> Any:
     """Move money from one budget (term, source) to another; refused if it cannot cover it."""
-    posting = call.rpc.funding.transfer_budget(call.actor, call.body, _key(call))
+    posting = call.rpc.funding.transfer_budget(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/funding/postings/{posting['posting_id']}"
     return posting
 
@@ -108,7 +105,8 @@ def get_posting(call: Call) -> Any:
        body=ReverseRequest, response=PostingView, status=201, creates=True)
 def reverse_posting(call: Call) -> Any:
     """Correct a funding or transfer by its reversal (the ledger is append-only)."""
-    return call.rpc.funding.reverse_posting(call.actor, call.path["posting_id"], call.body)
+    return call.rpc.funding.reverse_posting(call.actor, call.path["posting_id"], call.body,
+                                            call.request_key)
 
 
 @route("GET", "/v1/funding/accounts", roles=FINANCE, tag=TAG, query=AccountQuery,
@@ -144,7 +142,7 @@ def trial_balance(call: Call) -> Any:
        response=RateCardView, status=201, creates=True)
 def create_rate_card(call: Call) -> Any:
     """Publish a rate card: subsidy per hour by tutor level, in force from a date."""
-    return call.rpc.funding.create_rate_card(call.actor, call.body)
+    return call.rpc.funding.create_rate_card(call.actor, call.body, call.request_key)
 
 
 @route("GET", "/v1/funding/rate-cards", roles=FINANCE, tag=TAG, query=RateCardQuery,
@@ -194,7 +192,7 @@ def recover_clawback(call: Call) -> Any:
        response=PayoutRunView, status=201, creates=True)
 def create_payout_run(call: Call) -> Any:
     """Gather a term's approved subsidies into a payout run (one line per tutor)."""
-    run = call.rpc.funding.create_payout_run(call.actor, call.body)
+    run = call.rpc.funding.create_payout_run(call.actor, call.body, call.request_key)
     call.headers["Location"] = f"/v1/funding/payout-runs/{run['run_id']}"
     return run
 
@@ -264,7 +262,7 @@ def import_statement(call: Call) -> Any:
         raise Problem(400, "Missing body", "send the bank statement as text/csv",
                       {"body": ["a CSV bank statement is required"]}, kind="missing-body")
     report = call.rpc.call("funding", "import_statement", call.actor, call.body["text"],
-                           timeout=STATEMENT_TIMEOUT_S)
+                           call.request_key, timeout=STATEMENT_TIMEOUT_S)
     call.headers["Location"] = f"/v1/funding/statements/{report['statement_id']}"
     return report
 

@@ -84,6 +84,12 @@ def consent_page(call: Call) -> Any:
 @route("POST", "/v1/consents/<token>", roles=None, tag="consents", body=ConsentAnswer,
        response=ConsentPage, status=201)
 def answer_consent(call: Call) -> Any:
-    """Record a parent's yes or no (201); repeating the current answer records nothing (200)."""
-    result = call.rpc.notifications.answer_consent(call.path["token"], call.body)
+    """Record a parent's yes or no (201); repeating the current answer records nothing (200).
+
+    A retry with the same `Idempotency-Key` answers as the first attempt did and records
+    nothing more. A link whose pupil left the class, or whose guardian was replaced, is
+    refused (409 `consent-link-stale`).
+    """
+    result = call.rpc.notifications.answer_consent(call.path["token"], call.body,
+                                                   call.request_key)
     return result, 201 if result.get("recorded") else 200

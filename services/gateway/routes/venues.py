@@ -1,6 +1,8 @@
 """Venues routes: a venue's own record, tutors and sessions, and the catalogue (课程菜单).
 
-Ownership is checked by the venues service with the caller passed as `actor`.
+Ownership is checked by the venues service with the caller passed as a signed `actor`;
+creating routes pass the `Idempotency-Key` on as `request_key`, so the service never creates
+twice for a retried request.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def update_venue(call: Call) -> Any:
 def publish_session(call: Call) -> Any:
     """Publish a session, or a series with `repeat` (answers `{series_id, sessions}`)."""
     published = call.rpc.venues.publish_session(call.path["venue_id"], call.body,
-                                                 actor=call.actor)
+                                                 actor=call.actor, request_key=call.request_key)
     if "session_id" in published:
         call.headers["Location"] = f"/v1/sessions/{published['session_id']}"
     return published
@@ -76,7 +78,8 @@ def cancel_session(call: Call) -> Any:
        body=TutorRegistration, response=TutorView, status=201, creates=True)
 def register_tutor(call: Call) -> Any:
     """Register a science tutor (校外科技辅导员) with the vetting record (own venue)."""
-    tutor = call.rpc.venues.register_tutor(call.path["venue_id"], call.body, actor=call.actor)
+    tutor = call.rpc.venues.register_tutor(call.path["venue_id"], call.body, actor=call.actor,
+                                           request_key=call.request_key)
     call.headers["Location"] = f"/v1/venues/{tutor['venue_id']}/tutors/{tutor['tutor_id']}"
     return tutor
 

@@ -60,3 +60,17 @@ def test_a_shared_schema_carries_nothing_from_one_load_to_the_next():
 def test_contacts_are_masked_in_log_lines():
     assert mask_text("家长 13812345678, li.lei@example.com") == \
         "家长 138****5678, l***@example.com"
+
+
+def test_a_refusal_echoes_unknown_field_names_clipped_and_bounded():
+    class Small(Strict):
+        n = fields.Integer()
+
+    with pytest.raises(ValidationFailed) as refused:
+        load(Small, {"k" * 10_000: 1})
+    assert list(refused.value.errors) == ["k" * 80 + "…"]
+    with pytest.raises(ValidationFailed) as refused:
+        load(Small, {f"f{i:04d}": 1 for i in range(1000)})
+    errors = refused.value.errors
+    assert len(errors) == 51 and errors["_more"] == ["950 more invalid fields"]
+    assert len(refused.value.detail) < 1000

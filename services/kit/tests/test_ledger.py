@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.kit import clock
@@ -31,3 +33,15 @@ def test_a_dead_workers_lease_is_taken_over(db):
                                  {"$set": {"lease_until": clock.stamp(clock.parse(
                                      "2020-01-01T00:00:00Z"))}})
     assert ledger.begin("svc.h", "e3") is True
+
+
+def test_applied_records_expire_after_thirty_days_by_a_ttl_index(db):
+    ledger = Ledger(db.applied_events)
+    ledger.ensure_indexes()
+    ttl = [i for i in db.applied_events.list_indexes() if "expireAfterSeconds" in i]
+    assert [(list(i["key"]), i["expireAfterSeconds"]) for i in ttl] == [(["expires_at"], 0)]
+    ledger.begin("svc.h", "e9")
+    ledger.finish("svc.h", "e9")
+    expires = db.applied_events.find_one({"_id": "svc.h:e9"})["expires_at"]
+    assert isinstance(expires, datetime)  # a BSON datetime, as a TTL index needs
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= Ledger.KEEP

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.contracts.registry import ContractViolation
+import services.contracts  # noqa: F401 - registers the event types the tests emit
 from services.kit.outbox import add_events, event, mark_sent_update, pending, with_events
+from services.kit.registry import ContractViolation
 
 SCHOOL = {"school_id": "sch_1", "name": "一小", "district": "浦东新区",
           "location": {"lat": 31.0, "lon": 121.0}, "rural": True, "under_resourced": False,

@@ -116,6 +116,22 @@ def test_sms_always_failing_ends_failed_with_the_error(delivery, settings, sinks
     assert len(sinks.http.to(phone)) == 3
 
 
+def test_a_provider_echoing_the_number_reformatted_leaves_no_contact_in_the_error(
+        delivery, settings, sinks, frozen, caplog):
+    phone = unique_phone()
+    sinks.http.refuse(phone)  # 400 "no such subscriber: +86 139 1234 5678"
+    claim, recipients = claim_for(guardian(phone=phone, channel="sms"))
+    with caplog.at_level("WARNING", logger="kepu.notifications.delivery"):
+        [message] = send_now(delivery, settings, claim, recipients)
+    assert message["status"] == "failed" and "HTTP 400" in message["error"]
+    spaced = f"{phone[:3]} {phone[3:7]} {phone[7:]}"
+    assert f"{phone[:3]}****{phone[-4:]}" in message["error"]
+    for form in (phone, spaced, phone[3:7]):
+        assert form not in message["error"]
+        assert form not in caplog.text
+    assert "failed after 1 attempt" in caplog.text
+
+
 def test_email_goes_over_smtp_and_wechat_over_its_webhook(delivery, settings, sinks, frozen):
     address = f"li.{uuid.uuid4().hex[:6]}@example.com"
     openid = f"o{uuid.uuid4().hex[:20]}"

@@ -7,7 +7,8 @@ import jwt
 import pytest
 
 from services.kit import auth
-from services.kit.errors import Conflict, Forbidden
+from services.kit.actor import Actor
+from services.kit.errors import Conflict, Forbidden, ValidationFailed
 from services.notifications import consent, rosters
 from services.notifications.quiet_hours import QuietHours
 from services.notifications.templates import local_time, render
@@ -120,7 +121,7 @@ def test_answers_are_recorded_once_with_history(repo, frozen):
                                                           "guardian_name": "李爸爸"})
     assert recorded and view["answer"] == "no"
     assert len(repo.consent_records("clm_1", li)) == 2
-    school = {"role": "school", "org": "sch_1", "sub": "t"}
+    school = Actor("t", "school", "sch_1")
     listing = consent.claim_consents(repo, school, "clm_1")
     assert listing["summary"] == {"pupils": 2, "yes": 0, "no": 1, "pending": 1}
     item = next(i for i in listing["items"] if i["pupil_id"] == li)
@@ -128,7 +129,7 @@ def test_answers_are_recorded_once_with_history(repo, frozen):
     assert item["guardians"][0]["contact"] == "138****5678"
     assert listing["labels_without_roster"] == ["五年级(9)班"]
     with pytest.raises(Forbidden):
-        consent.claim_consents(repo, {"role": "school", "org": "sch_2"}, "clm_1")
+        consent.claim_consents(repo, Actor("t2", "school", "sch_2"), "clm_1")
 
 
 def test_no_answer_for_a_cancelled_or_started_trip(repo, frozen):
@@ -137,3 +138,89 @@ def test_no_answer_for_a_cancelled_or_started_trip(repo, frozen):
     with pytest.raises(Conflict) as caught:
         consent.answer(repo, SECRET, token, {"answer": "yes"})
     assert caught.value.code == "claim-cancelled"
+
+
+def _reupload(repo, pupils):
+    repo.replace_roster(rosters.build_document("sch_1", "五年级(1)班", pupils))
+
+
+LI = {"name": "李雷", "guardians": [{"name": "李爸爸", "phone": "13812345678",
+                                    "channel": "sms", "opt_out": []}]}
+HAN = {"name": "韩梅梅", "guardians": [{"name": "韩妈妈", "email": "hmm@example.com",
+                                      "channel": "email", "opt_out": []}]}
+
+
+def test_a_link_goes_stale_when_its_pupil_leaves_the_roster(repo, frozen):
+    li, han = _claim(repo)
+    token = consent.sign(SECRET, "clm_1", han, TRIP["starts_at"], contact="hmm@example.com")
+    assert consent.page(repo, SECRET, token)["pupil"] == "韩*梅"
+    _reupload(repo, [LI])  # 韩梅梅 moved to another class
+    for attempt in (lambda: consent.page(repo, SECRET, token),
+                    lambda: consent.answer(repo, SECRET, token, {"answer": "yes"})):
+        with pytest.raises(Conflict) as caught:
+            attempt()
+        assert caught.value.code == "consent-link-stale"
+        assert "not on the class roster" in caught.value.detail
+    assert repo.consent_records("clm_1", han) == []
+    unnamed = consent.sign(SECRET, "clm_1", han, TRIP["starts_at"])  # links of before
+    with pytest.raises(Conflict):
+        consent.answer(repo, SECRET, unnamed, {"answer": "yes"})
+
+
+def test_a_link_goes_stale_when_its_guardian_is_replaced(repo, frozen):
+    li, _ = _claim(repo)
+    old = consent.sign(SECRET, "clm_1", li, TRIP["starts_at"], contact="13812345678")
+    assert consent.answer(repo, SECRET, old, {"answer": "yes"})[1]
+    # the father renamed (a typo fixed) keeps his link: it follows his contact
+    _reupload(repo, [{**LI, "guardians": [{**LI["guardians"][0], "name": "李大爸"}]}, HAN])
+    assert consent.page(repo, SECRET, old)["answer"] == "yes"
+    # the guardian replaced: the mother, another number
+    _reupload(repo, [{**LI, "guardians": [{"name": "李妈妈", "phone": "13987654321",
+                                           "channel": "sms", "opt_out": []}]}, HAN])
+    for attempt in (lambda: consent.page(repo, SECRET, old),
+                    lambda: consent.answer(repo, SECRET, old, {"answer": "no"})):
+        with pytest.raises(Conflict) as caught:
+            attempt()
+        assert caught.value.code == "consent-link-stale"
+        assert "no longer this pupil's guardian" in caught.value.detail
+    new = consent.sign(SECRET, "clm_1", li, TRIP["starts_at"], contact="13987654321")
+    view, recorded = consent.answer(repo, SECRET, new, {"answer": "no"})
+    assert recorded and view["answer"] == "no"
+    assert len(repo.consent_records("clm_1", li)) == 2
+
+
+def test_a_link_names_its_contact_only_by_a_keyed_digest(frozen):
+    token = consent.sign(SECRET, "clm_1", "pup_1", TRIP["starts_at"], contact="13812345678")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert "13812345678" not in token and "5678" not in str(claims)
+    assert consent.verify(SECRET, token)["contact"] == consent.contact_digest(
+        SECRET, "13812345678") != consent.contact_digest("another" * 6, "13812345678")
+
+
+def test_a_retried_answer_with_its_request_key_records_once(repo, frozen):
+    li, _ = _claim(repo)
+    token = consent.sign(SECRET, "clm_1", li, TRIP["starts_at"], contact="13812345678")
+    view, recorded = consent.answer(repo, SECRET, token, {"answer": "yes"}, "key-1")
+    assert recorded and view["recorded"] is True
+    # the guardian's other phone answers no meanwhile; the first "yes" is then retried
+    assert consent.answer(repo, SECRET, token, {"answer": "no"}, "key-2")[1]
+    view, recorded = consent.answer(repo, SECRET, token, {"answer": "yes"}, "key-1")
+    assert recorded and view["answer"] == "no"  # answered as before; nothing new recorded
+    assert [r["answer"] for r in repo.consent_records("clm_1", li)] == ["yes", "no"]
+    with pytest.raises(ValidationFailed) as caught:
+        consent.answer(repo, SECRET, token, {"answer": "no"}, "key-1")
+    assert caught.value.code == "idempotency-key-reused"
+    bound = repo.db.request_keys.find_one({"_id": f"consent|clm_1|{li}|key-1"})
+    assert bound["expires_at"] > frozen()
+
+
+def test_a_key_whose_first_attempt_lost_a_race_records_on_retry(repo, frozen):
+    li, _ = _claim(repo)
+    token = consent.sign(SECRET, "clm_1", li, TRIP["starts_at"], contact="13812345678")
+    # the first attempt bound its key to seq 1, then another answer took seq 1 first
+    repo.request_keys.bind("consent", f"clm_1|{li}", "key-1", consent.record_id("clm_1", li, 1),
+                           None)
+    assert consent.answer(repo, SECRET, token, {"answer": "no"})[1]
+    view, recorded = consent.answer(repo, SECRET, token, {"answer": "yes"}, "key-1")
+    assert recorded and view["answer"] == "yes"
+    assert [r["answer"] for r in repo.consent_records("clm_1", li)] == ["no", "yes"]

@@ -120,3 +120,84 @@ def test_masks():
     assert mask_openid("oAbCdEfGhIjK") == "oAb***IjK"
     assert (mask_name("王小明"), mask_name("李雷"), mask_name("欧阳小明")) == \
         ("王*明", "李*", "欧**明")
+
+
+def _all_text(exc: ValidationFailed) -> str:
+    """Everything a refusal carries, as it would be logged."""
+    return str(exc.args) + exc.detail + repr(exc.errors)
+
+
+def test_errors_name_row_and_column_never_names_or_contacts():
+    text = ("pupil,guardian,phone,email,channel\n"
+            "王小明,王妈妈,13812345678,wang.mum@example.com,\n"
+            "王小明,王妈妈,13912345678,,\n"                   # row 2: the same guardian again
+            "李小红,李爸爸,138-1234-567,,\n"                   # row 3: a mistyped number
+            "赵小刚,赵妈妈,,_zhao@mail.example.cn,sms\n"       # row 4: sms without a phone
+            "钱小丽,钱妈妈,+86 139 8765 4321,not-an-email@,\n")  # row 5: a bad e-mail address
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv(text)
+    errors = caught.value.errors
+    assert set(errors) == {"rows.2.guardian", "rows.3.phone", "rows.4.channel",
+                           "rows.5.email"}
+    assert errors["rows.2.guardian"] == ["this pupil already has this guardian (row 1)"]
+    assert "row 3 (file line 4), column phone: not a mainland mobile number" in \
+        caught.value.detail
+    logged = _all_text(caught.value)
+    for secret in ("王小明", "王妈妈", "李小红", "李爸爸", "赵小刚", "钱小丽", "138-1234-567",
+                   "1381234567", "_zhao@mail.example.cn", "zhao", "not-an-email",
+                   "13912345678", "+86 139 8765 4321", "8765"):
+        assert secret not in logged, secret
+
+
+def test_a_roster_without_its_header_line_echoes_none_of_its_cells():
+    # the relation cell 家长 happens to name the guardian column
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv("王小明,001,王妈妈,家长,138-1234-5678\n李小红,002,李爸爸,家长,\n")
+    logged = _all_text(caught.value)
+    assert "unknown columns 1, 2, 3, 5 and no pupil column (is the header line missing?)" \
+        in logged
+    assert "王小明" not in logged and "王妈妈" not in logged and "1234" not in logged
+
+
+def test_echoed_header_cells_are_capped_and_masked():
+    long_name = "x" * 500
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv(f"pupil,guardian,phone,{long_name},li.ming@example.com\n")
+    messages = caught.value.errors["header"]
+    assert messages[0] == f"column 4: unknown column {'x' * rosters.SHOWN_MAX + '…'!r}"
+    assert "li.ming" not in " ".join(messages) and "column 5" in messages[1]
+
+
+def test_a_one_mebibyte_adversarial_roster_is_refused_briefly():
+    # ~1 MiB of header cells, each long, unknown, address-like and full of digits
+    cell = "a." * 30 + "13812345678@" + "b" * 20
+    header = ",".join(f"{cell}{n}" for n in range((1 << 20) // len(cell)))
+    text = "pupil,guardian,phone," + header + "\n李雷,李爸爸,13800000000\n"
+    assert len(text) >= 1 << 20
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv(text)
+    messages = caught.value.errors["header"]
+    assert len(messages) <= rosters.REPORTED_MAX + 1
+    assert all(len(m) <= rosters.SHOWN_MAX + 40 for m in messages)
+    assert messages[-1].startswith("… and ") and len(caught.value.detail) < 6000
+    assert "13812345678" not in _all_text(caught.value)
+
+
+def test_a_one_mebibyte_roster_of_bad_rows_reports_a_bounded_list():
+    row = "学生,家长," + "9" * 300 + ",x@\n"
+    text = "pupil,guardian,phone,email\n" + row * ((1 << 20) // len(row) + 1)
+    assert len(text) >= 1 << 20
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv(text)
+    errors = caught.value.errors
+    assert len(errors) <= rosters.REPORTED_MAX + 1
+    assert any(f"more than {rosters.ROWS_MAX} rows" in m for m in errors["rows"])
+    assert "not listed" in errors["rows"][-1]
+    assert "999999" not in _all_text(caught.value)
+
+
+def test_a_cell_longer_than_any_valid_value_is_refused_without_checking_it():
+    with pytest.raises(ValidationFailed) as caught:
+        rosters.from_csv("pupil,guardian,email\n李雷,李爸爸," + "a" * 5000 + "@example.com\n")
+    assert caught.value.errors == {"rows.1.email": [f"longer than {rosters.CELL_MAX} "
+                                                    "characters"]}

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.kit.actor import Actor
+from services.kit.errors import Forbidden
 from services.notifications import rosters
 from services.notifications.delivery import Delivery
 from services.notifications.settings import NotifySettings
@@ -159,7 +161,7 @@ def test_the_delivery_log_pages_through_every_message(repo, triggers):
 
     upload(repo, "五年级(1)班", 40)
     triggers.claim_confirmed(confirmed(), "evt_1")
-    school = {"role": "school", "org": "sch_1", "sub": "t"}
+    school = Actor("t", "school", "sch_1")
     seen, cursor = [], None
     while True:
         page = delivery_log.page(repo, school, {"claim_id": "clm_1", "limit": 15,
@@ -171,8 +173,12 @@ def test_the_delivery_log_pages_through_every_message(repo, triggers):
     assert len(seen) == 40 and len({e["message_id"] for e in seen}) == 40
     assert all(e["recipient"].endswith("***@example.com") and "parent" not in e["recipient"]
                for e in seen)
-    assert delivery_log.page(repo, {"role": "school", "org": "sch_2"},
+    assert delivery_log.page(repo, Actor("t2", "school", "sch_2"),
                              {"limit": 50})["items"] == []
+    assert all(d["sort_key"].startswith("@") for d in repo.db.messages.find())  # kit.pages
+    for stranger in (Actor("a", "admin"), Actor("v", "venue", "sch_1")):
+        with pytest.raises(Forbidden):  # guardians' contacts: the school's own staff only
+            delivery_log.page(repo, stranger, {"limit": 50})
 
 
 def test_news_deferred_by_quiet_hours_is_withdrawn_when_the_claim_is_cancelled(
@@ -187,3 +193,36 @@ def test_news_deferred_by_quiet_hours_is_withdrawn_when_the_claim_is_cancelled(
     assert triggers.delivery.deliver_due() == {"sent": 2}
     assert [o.subject for o in channels["sms"].sent] == [channels["sms"].sent[0].subject] * 2
     assert all("取消" in o.text for o in channels["sms"].sent)
+
+
+def test_each_guardian_gets_a_link_of_their_own(repo, triggers, channels):
+    import re
+
+    from services.notifications import consent
+    from services.notifications.tests.factories import guardian
+
+    repo.replace_roster(rosters.build_document("sch_1", "五年级(1)班", [
+        {"name": "学生0", "guardians": [guardian("妈妈", 1), guardian("爸爸", 2)]}]))
+    assert triggers.claim_confirmed(confirmed(), "evt_1") == {"sent": 2}
+    tokens = {o.recipient: re.search(r"/v1/consents/(\S+)", o.text).group(1)
+              for o in channels["email"].sent}
+    assert len(set(tokens.values())) == 2
+    for address, token in tokens.items():
+        assert consent.verify(SECRET, token)["contact"] == consent.contact_digest(SECRET,
+                                                                                  address)
+
+
+def test_a_corrected_contact_hears_again_and_only_there(repo, triggers, channels):
+    from services.notifications.tests.factories import guardian
+
+    repo.replace_roster(rosters.build_document("sch_1", "五年级(1)班", [
+        {"name": "学生0", "guardians": [guardian("妈妈", 1)]}]))
+    assert triggers.claim_confirmed(confirmed(), "evt_1") == {"sent": 1}
+    assert triggers.roster_replaced("sch_1", "五年级(1)班") == 0  # the same roster again
+    fixed = guardian("妈妈", 1, email="mama.fixed@example.com")  # the address was mistyped
+    repo.replace_roster(rosters.build_document("sch_1", "五年级(1)班", [
+        {"name": "学生0", "guardians": [fixed]}]))
+    assert triggers.roster_replaced("sch_1", "五年级(1)班") == 1
+    assert triggers.delivery.deliver_due() == {"sent": 1}
+    assert [o.recipient for o in channels["email"].sent] == ["parent1@example.com",
+                                                             "mama.fixed@example.com"]

@@ -1,27 +1,18 @@
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
-import pymongo
 import pytest
 
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.config import Settings
 from services.venues.repository import VenueRepository
 
 NOW = datetime(2026, 9, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Tuesday
-ADMIN = {"sub": "admin-1", "role": "admin", "org": None}
+ADMIN = Actor(sub="admin-1", role="admin")
 
 
-@pytest.fixture()
-def db(mongo_url):
-    """A fresh database on the test run's nx-27017, dropped afterwards."""
-    client = pymongo.MongoClient(mongo_url, tz_aware=True)
-    name = f"unit_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    client.drop_database(name)
-    client.close()
 
 
 @pytest.fixture()
@@ -51,8 +42,8 @@ def venue(repo):
     return repo.register_venue({
         "name": "上海科技馆", "kind": "science_museum", "district": "浦东新区",
         "location": {"lat": 31.2196, "lon": 121.5447}, "address": "世纪大道2000号",
-        "timezone": "Asia/Shanghai", "contact": None, "accessibility": None})
+        "timezone": "Asia/Shanghai", "contact": None, "accessibility": None}, ADMIN)
 
 
-def staff(venue_id: str) -> dict:
-    return {"sub": f"staff-{venue_id}", "role": "venue", "org": venue_id}
+def staff(venue_id: str) -> Actor:
+    return Actor(sub=f"staff-{venue_id}", role="venue", org=venue_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.contracts.venues import SessionDraft
 from services.kit import clock
+from services.kit.actor import Actor
 from services.kit.boundary import load
 
 BASE = {"title": "星空探秘 Stargazing", "category": "science", "audience": "students",
@@ -19,5 +20,5 @@ def at(**delta: float) -> str:
 
 def publish(repo: Any, venue: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     body = {**BASE, "starts_at": at(days=7), "ends_at": at(days=7, hours=2), **overrides}
-    actor = {"sub": "staff", "role": "venue", "org": venue["_id"]}
+    actor = Actor(sub="staff", role="venue", org=venue["_id"])
     return repo.sessions.publish(venue, load(SessionDraft, body), actor)

@@ -28,7 +28,7 @@ def places(repo):
         made[name] = repo.register_venue({
             "name": name, "kind": "science_museum", "district": district,
             "location": {"lat": lat, "lon": lon}, "address": name, "timezone": "Asia/Shanghai",
-            "contact": None, "accessibility": None})
+            "contact": None, "accessibility": None}, ADMIN)
     return made
 
 
@@ -159,3 +159,30 @@ def test_bad_queries_name_the_field(repo, args, field):
     with pytest.raises(ValidationFailed) as caught:
         search(repo, **args)
     assert field in caught.value.errors
+
+
+def test_keys_written_before_kit_pages_are_rekeyed_and_still_listed(repo, venue, now):
+    soon, later = publish(repo, venue, title="soon"), publish(repo, venue, title="later",
+                                                               starts_at=at(days=8),
+                                                               ends_at=at(days=8, hours=2))
+    for session in (soon, later):  # the old "t<stamp>|<id>" keys
+        repo.db.sessions.update_one({"_id": session["session_id"]}, {"$set": {
+            "sort_key": f"t{session['starts_at']}|{session['session_id']}",
+            "end_key": f"t{session['ends_at']}"}})
+    assert repo.rekey() == 2
+    assert repo.rekey() == 0
+    assert [s["title"] for s in walk(repo, limit=1)] == ["soon", "later"]
+    now.set(clock.parse(soon["starts_at"]) + timedelta(minutes=5))
+    assert [s["title"] for s in search(repo)["items"]] == ["later"]
+    assert [s["title"] for s in search(repo, status="started")["items"]] == ["soon"]
+
+
+def test_a_cursor_from_before_time_moved_on_never_lists_a_started_session(repo, venue, now):
+    first, second, third = (publish(repo, venue, title=t, starts_at=at(days=d),
+                                    ends_at=at(days=d, hours=2))
+                            for t, d in (("a", 1), ("b", 2), ("c", 3)))
+    page = search(repo, limit=1)
+    assert [s["title"] for s in page["items"]] == ["a"]
+    now.set(clock.parse(second["starts_at"]) + timedelta(minutes=1))  # "b" has started
+    rest = search(repo, cursor=page["next_cursor"])["items"]
+    assert [s["title"] for s in rest] == ["c"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.contracts.venues import SessionChange, SessionDraft
+from services.kit.actor import Actor
 from services.kit.boundary import load
 from services.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.kit.outbox import pending
+from services.kit.pages import sort_key
 from services.venues.tests.conftest import ADMIN, staff
 from services.venues.tests.helpers import BASE, at, publish
 
@@ -60,8 +62,8 @@ def test_each_rule_names_its_field(repo, venue, overrides, field):
 
 def test_only_the_owning_venue_changes_a_session(repo, venue):
     session = publish(repo, venue)
-    other = {"sub": "x", "role": "venue", "org": "ven_other"}
-    school = {"sub": "y", "role": "school", "org": "sch_1"}
+    other = Actor(sub="x", role="venue", org="ven_other")
+    school = Actor(sub="y", role="school", org="sch_1")
     for actor in (other, school, None):
         with pytest.raises(Forbidden):
             repo.sessions.change(session["session_id"], {"capacity": 60}, actor)
@@ -109,7 +111,7 @@ def test_reschedule_announces_old_and_new_times(repo, venue):
                                    staff(venue["_id"]))
     assert (changed["starts_at"], changed["ends_at"]) == (starts, ends)
     doc = repo.db.sessions.find_one({"_id": sid})
-    assert doc["sort_key"] == f"t{starts}|{sid}"
+    assert (doc["sort_key"], doc["end_key"]) == (sort_key(starts, sid), sort_key(ends))
     env = [env for _, env in pending(doc)][-1]
     assert env["type"] == "venues.session_rescheduled"
     assert env["data"]["previous_starts_at"] == session["starts_at"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.contracts.venues import TutorChange, TutorRegistration
+from services.kit.actor import Actor
 from services.kit.boundary import load
 from services.kit.errors import Forbidden, NotFound, ValidationFailed
 from services.kit.outbox import pending
@@ -72,8 +73,33 @@ def test_only_staff_and_schools_list_tutors_a_page_at_a_time(repo, venue):
         if not cursor:
             break
     assert sorted(seen) == names  # the clock stands still: same time, id order
-    school = {"sub": "s", "role": "school", "org": "sch_1"}
+    school = Actor(sub="s", role="school", org="sch_1")
     assert len(repo.tutors.of_venue(venue["_id"], school)["items"]) == 5
-    for actor in (staff("ven_other"), {"sub": "f", "role": "finance", "org": "d"}):
+    for actor in (staff("ven_other"), Actor(sub="f", role="finance", org="d")):
         with pytest.raises(Forbidden):
             repo.tutors.of_venue(venue["_id"], actor)
+    with pytest.raises(Forbidden):
+        repo.tutors.of_venue(venue["_id"], None)
+    with pytest.raises(Forbidden):
+        repo.tutors.register(venue, load(TutorRegistration, TUTOR), None)
+
+
+def test_tutors_page_by_kit_pages_keys_and_refuse_a_foreign_cursor(repo, venue, now):
+    from datetime import timedelta
+
+    from services.kit.pages import sort_key
+
+    made = []
+    for i in range(3):
+        made.append(register(repo, venue, name=f"老师{i}"))
+        now.set(now.value + timedelta(minutes=1))
+    doc = repo.db.tutors.find_one({"_id": made[0]["tutor_id"]})
+    assert doc["sort_key"] == sort_key(doc["created_at"], doc["_id"])
+    first = repo.tutors.of_venue(venue["_id"], staff(venue["_id"]), limit=2)
+    assert [t["name"] for t in first["items"]] == ["老师0", "老师1"]
+    rest = repo.tutors.of_venue(venue["_id"], staff(venue["_id"]), limit=2,
+                                cursor=first["next_cursor"])
+    assert [t["name"] for t in rest["items"]] == ["老师2"] and rest["next_cursor"] is None
+    with pytest.raises(ValidationFailed) as caught:
+        repo.tutors.of_venue(venue["_id"], staff(venue["_id"]), cursor="bm9wZQ")
+    assert "cursor" in caught.value.errors
