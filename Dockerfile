@@ -2,6 +2,8 @@
 #   python -m services.kit.runner venues|booking|notifications|funding
 #   python -m services.kit.relay
 #   python -m gunicorn -c deploy/gunicorn.conf.py services.gateway.wsgi:application
+#   python -m gunicorn -c deploy/gunicorn.conf.py services.console.wsgi:application
+#   python -m gunicorn -c deploy/gunicorn.conf.py services.console.one_origin:application
 # Build from the repository root: docker build -t kepu:dev .
 # The base is pinned to an exact release; pin its digest too where the registry is reachable
 # (docker buildx imagetools inspect python:3.11.11-slim-bookworm) by adding @sha256:<digest>.
@@ -13,8 +15,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY requirements.txt ./
-# The pinned closure, less the test and lint tools (deploy/check.py keeps this list honest).
-RUN grep -viE '^(aiosmtpd|hypothesis|kubernetes-validate|pytest|pytest-timeout|ruff|yamllint)==' \
+# The pinned closure, less what only the tests and tools need (the browser driver, the
+# fuzzer, pytest, the linters, deploy/check.py's validators, and their own dependencies).
+# deploy/check.py keeps this list honest both ways: every package only they pull in is on it,
+# nothing the runtime requires is. The list's continuation lines start at column 0 (Docker
+# joins them as they are: an indent would end up inside the pattern).
+RUN grep -viE '^(aiosmtpd|anyio|atpublic|attrs|graphql-core|harfile|hypothesis|\
+hypothesis-graphql|importlib_resources|iniconfig|jsonschema|jsonschema-specifications|\
+jsonschema_rs|kubernetes-validate|markdown-it-py|mdurl|pathspec|playwright|pluggy|pyee|\
+py-spy|Pygments|pyrate-limiter|pytest|pytest-timeout|referencing|rich|rpds-py|ruff|\
+schemathesis|sortedcontainers|typing_extensions|yamllint)==' \
         requirements.txt > runtime-requirements.txt \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-deps -r runtime-requirements.txt \

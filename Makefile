@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help deps broker run up down test lint bench faults fuzz deploy-check manifests clean
+.PHONY: help deps broker browser run up down test lint bench faults fuzz deploy-check manifests clean
 
 help:
 	@echo "make run | up | down | test | lint | bench | faults | fuzz | deploy-check | manifests"
@@ -22,6 +22,10 @@ deps: $(STAMP)
 broker: deps
 	@$(PY) -m deploy.broker ensure
 
+# Debian's chromium, chromium-driver and fonts-noto-cjk for the browser tests (tests/browser).
+browser: deps
+	@$(PY) -m deploy.browser ensure
+
 run: deps broker
 	$(PY) -m deploy.stack run
 
@@ -31,7 +35,7 @@ up: deps broker
 down: deps
 	$(PY) -m deploy.stack down
 
-test: deps broker deploy-check
+test: deps broker browser deploy-check
 	$(PY) -m pytest
 
 deploy-check: deps

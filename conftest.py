@@ -137,9 +137,10 @@ def event_tap(stack: Stack, settings_env: dict[str, str]) -> Iterator[dict]:
 
 
 @pytest.fixture(scope="session")
-def api(stack: Stack) -> Api:
-    """HTTP clients for the running gateway, one per role: `api.admin.post(...)`."""
-    return Api(stack.url, TEST_ENV["KEPU_JWT_SECRET"])
+def api(stack: Stack, settings_env: dict[str, str]) -> Api:
+    """HTTP clients for the running gateway, signed in as real people: `api.admin.post(...)`
+    (tests/support.py: an admin bootstrapped once, others invited and signed in once)."""
+    return Api(stack.url, TEST_ENV["KEPU_JWT_SECRET"], settings_env["AMQP_URL"])
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,21 @@ CUSTOM_SCHEMAS = {
 # What every Kepu process must be given in production, and the value where one is required.
 REQUIRED_SETTINGS = {"AMQP_URL": None, "MONGO_URL": None, "KEPU_JWT_SECRET": None,
                      "KEPU_QUORUM_QUEUES": "1", "KEPU_WRITE_CONCERN": "majority"}
+# The console alone (its own Deployment) needs the API and its cookie key, behind TLS, and
+# must not be handed what would let a compromised console skip the API.
+CONSOLE_SETTINGS = {"KEPU_API_URL": None, "KEPU_CONSOLE_SECRET": None,
+                    "KEPU_CONSOLE_SECURE_COOKIES": "1"}
+CONSOLE_FORBIDDEN = ("AMQP_URL", "MONGO_URL", "KEPU_JWT_SECRET")
+# gunicorn applications, and the processes each one is.
+GUNICORN_APPS = {
+    "services.gateway.wsgi:application": ("gateway",),
+    "services.console.wsgi:application": ("console",),
+    "services.console.one_origin:application": ("gateway", "console"),  # make run, Compose
+}
+# Where the Ingress must send each public path (the one origin of docs/console.md).
+PUBLIC_ROUTES = {"/v1": "gateway", "/livez": "gateway", "/readyz": "gateway",
+                 "/healthz": "gateway", "/": "console"}
+CANARY = "nginx.ingress.kubernetes.io/canary"
 YAMLLINT = YamlLintConfig("""
 extends: default
 rules:
@@ -77,8 +92,8 @@ def _assigned(path: Path, name: str) -> Any:
 
 def processes() -> frozenset[str]:
     """Every long-running process a deployment must run: each registered service
-    (services/kit/services.py), the relay, the gateway."""
-    return frozenset({*registry.names(), "relay", "gateway"})
+    (services/kit/services.py), the relay, the gateway, the console."""
+    return frozenset({*registry.names(), "relay", "gateway", "console"})
 
 
 def _runtime_sources() -> Iterator[Path]:
@@ -97,19 +112,27 @@ def known_settings() -> frozenset[str]:
     return frozenset(n for n in names if not n.startswith("PYTHON"))
 
 
-def classify(command: list[str] | None) -> str | None:
-    """Which Kepu process a container command runs, or None if it runs none."""
+def runs(command: list[str] | None) -> tuple[str, ...]:
+    """The Kepu processes a container command runs (the one-origin app is two), or ()."""
     if not command or command[:2] != ["python", "-m"] or len(command) < 3:
-        return None
+        return ()
     module, rest = command[2], command[3:]
     if module == "services.kit.runner" and len(rest) == 1:
-        return rest[0]
+        return (rest[0],)
     if module == "services.kit.relay" and not rest:
-        return "relay"
-    if module == "gunicorn" and rest[-1:] == ["services.gateway.wsgi:application"]:
-        conf = rest[rest.index("-c") + 1] if "-c" in rest else None
-        return "gateway" if conf and (ROOT / conf).is_file() else "gateway:missing-config"
-    return None
+        return ("relay",)
+    if module == "gunicorn" and rest and rest[-1] in GUNICORN_APPS:
+        conf = rest[rest.index("-c") + 1] if "-c" in rest[:-1] else None
+        if conf and (ROOT / conf).is_file():
+            return GUNICORN_APPS[rest[-1]]
+        return tuple(f"{p}:missing-config" for p in GUNICORN_APPS[rest[-1]])
+    return ()
+
+
+def classify(command: list[str] | None) -> str | None:
+    """Which Kepu process a container command runs ("gateway+console" for the one-origin
+    app), or None if it runs none."""
+    return "+".join(runs(command)) or None
 
 
 def _coverage(where: str, ran: Iterable[str]) -> Problems:
@@ -278,13 +301,24 @@ def _container_env(where: str, container: dict[str, Any], config_maps: dict[str,
     return env, problems
 
 
-def _settings_problems(where: str, env: dict[str, str | None]) -> Problems:
+def _settings_problems(where: str, env: dict[str, str | None],
+                       ran: Iterable[str] = ("gateway",), tls: bool = True) -> Problems:
+    """What a container running these processes must (and, the console alone, must not) get;
+    `tls`: behind the TLS Ingress, where the console's cookies must be Secure."""
+    ran = set(ran)
+    alone = ran == {"console"}
+    required = dict(CONSOLE_SETTINGS) if alone else dict(REQUIRED_SETTINGS)
+    if alone and not tls:
+        required.pop("KEPU_CONSOLE_SECURE_COOKIES")
     problems = []
-    for name, wanted in REQUIRED_SETTINGS.items():
+    for name, wanted in required.items():
         if name not in env:
             problems.append(f"{where}: {name} is not set")
         elif wanted is not None and str(env[name]) != wanted:
             problems.append(f"{where}: {name} is {env[name]!r}, production needs {wanted!r}")
+    if alone:
+        problems += [f"{where}: the console is given {name}; it needs only the API"
+                     for name in CONSOLE_FORBIDDEN if name in env]
     return problems
 
 
@@ -364,14 +398,14 @@ def _deployment_problems(m: Manifests, name: str) -> tuple[Problems, list[str]]:
         if c["image"] != IMAGE:
             problems.append(f"{where}: image {c['image']!r}; Kepu containers use {IMAGE!r} "
                             "(the kustomization sets registry and tag)")
-        process = classify(c.get("command"))
-        if process is None:
+        process = runs(c.get("command"))
+        if not process:
             problems.append(f"{where}: command {c.get('command')} runs no Kepu process")
             continue
-        ran.append(process)
+        ran += process
         env, env_problems = _container_env(f"{where} container {c['name']}", c,
                                            m.config_maps, m.secrets)
-        problems += env_problems + _settings_problems(where, env)
+        problems += env_problems + _settings_problems(where, env, process)
     return problems, ran
 
 
@@ -436,6 +470,47 @@ def _ingress_problems(m: Manifests) -> Problems:
     return problems
 
 
+def _routes(m: Manifests, canary: bool) -> Iterator[tuple[dict[str, Any], str, str, str]]:
+    """(Ingress, host, path, Service name) of every path of the Ingresses that are (or are
+    not) ingress-nginx canaries."""
+    for ingress in m.kind("Ingress"):
+        annotations = ingress["metadata"].get("annotations") or {}
+        if (annotations.get(CANARY) == "true") != canary:
+            continue
+        for rule in ingress["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                yield ingress, rule.get("host", ""), path["path"], path["backend"]["service"][
+                    "name"]
+
+
+def _served_by(m: Manifests, service: str) -> set[str]:
+    """The Kepu processes behind a Service."""
+    svc = m.services.get(service)
+    selector = svc["spec"].get("selector", {}) if svc else {}
+    return {p for name, labels in m.pod_labels.items() if _matches(selector, labels)
+            for c in m.containers(name) for p in runs(c.get("command"))}
+
+
+def _route_problems(m: Manifests) -> Problems:
+    """The one origin: each public path reaches its process (PUBLIC_ROUTES); a canary's path
+    exists on a main Ingress of its host (ingress-nginx ignores it otherwise)."""
+    main = {(host, path): (ingress, service) for ingress, host, path, service in _routes(m, False)}
+    problems = []
+    for host in sorted({host for host, _ in main}):
+        for path, process in PUBLIC_ROUTES.items():
+            if (host, path) not in main:
+                problems.append(f"Ingress: {host}{path} is not routed (it goes to the {process})")
+            elif process not in _served_by(m, main[host, path][1]):
+                ingress, service = main[host, path]
+                problems.append(f"{_name(ingress)}: {host}{path} goes to Service/{service}, "
+                                f"which does not run the {process}")
+    for ingress, host, path, _ in _routes(m, True):
+        if (host, path) not in main:
+            problems.append(f"{_name(ingress)}: canary path {host}{path} has no main Ingress "
+                            "path to divert from: ingress-nginx ignores it")
+    return problems
+
+
 def _is_default_deny(policy: dict[str, Any]) -> bool:
     spec = policy["spec"]
     types = set(spec.get("policyTypes", []))
@@ -479,7 +554,8 @@ def check_kubernetes(docs: list[tuple[str, dict[str, Any]]]) -> Problems:
         ran += processes_run
     problems += _coverage("deploy/k8s", ran)
     return (problems + _hpa_problems(m) + _pdb_problems(m) + _service_problems(m)
-            + _ingress_problems(m) + _network_problems(m) + _operator_problems(m))
+            + _ingress_problems(m) + _route_problems(m) + _network_problems(m)
+            + _operator_problems(m))
 
 
 def check_kustomization(path: Path = K8S / "kustomization.yaml") -> Problems:
@@ -515,19 +591,19 @@ def check_compose(doc: dict[str, Any]) -> Problems:
                 problems.append(f"{at}: depends on unknown service {dep!r}")
         image = str(svc.get("image", ""))
         if image.split(":")[0] == IMAGE:
-            process = classify(svc.get("command"))
-            if process is None:
+            process = runs(svc.get("command"))
+            if not process:
                 problems.append(f"{at}: command {svc.get('command')} runs no Kepu process")
                 continue
-            ran.append(process)
+            ran += process
             env = svc.get("environment", {})
             if not isinstance(env, dict):
                 problems.append(f"{at}: write environment as a mapping")
                 continue
             problems += [f"{at}: {k} is no setting the code reads" for k in env
                          if k not in known_settings()]
-            problems += _settings_problems(at, env)
-            if "replicaSet=" not in str(env.get("MONGO_URL", "")):
+            problems += _settings_problems(at, env, process, tls=False)
+            if "MONGO_URL" in env and "replicaSet=" not in str(env.get("MONGO_URL", "")):
                 problems.append(f"{at}: MONGO_URL names no replicaSet")
         elif not _PINNED.search(image):
             problems.append(f"{at}: image {image!r} is not pinned to an exact version")
@@ -660,6 +736,10 @@ def _context_problems(patterns: list[str]) -> Problems:
     problems = []
     for needed in ("services/kit/runner.py", "services/kit/relay.py", "services/kit/cli.py",
                    "services/kit/services.py", "services/gateway/wsgi.py",
+                   "services/console/wsgi.py", "services/console/one_origin.py",
+                   "services/console/templates/base.html",
+                   "services/console/static/vendor/manifest.json",
+                   "services/console/translations/zh_CN/LC_MESSAGES/messages.po",
                    "deploy/gunicorn.conf.py", "requirements.txt"):
         if not context_includes(needed, patterns):
             problems.append(f".dockerignore: excludes {needed}, which the image needs")
@@ -673,25 +753,115 @@ def _context_problems(patterns: list[str]) -> Problems:
 def check_image(dockerfile: str | None = None, dockerignore: str | None = None) -> Problems:
     dockerfile = DOCKERFILE.read_text() if dockerfile is None else dockerfile
     dockerignore = DOCKERIGNORE.read_text() if dockerignore is None else dockerignore
-    patterns = [line.strip() for line in dockerignore.splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
+    patterns = _ignore_patterns(dockerignore)
     steps = dockerfile_instructions(dockerfile)
     return (_stage_problems(steps, patterns) + _context_problems(patterns)
-            + _dev_only_problems(dockerfile))
+            + _dev_only_problems(dockerfile, patterns))
 
 
-def _dev_only_problems(dockerfile: str) -> Problems:
-    """The packages the image leaves out must exist, and no runtime module may import them."""
-    match = re.search(r"grep -viE '\^\(([^)]*)\)==' ", dockerfile)
+def _ignore_patterns(dockerignore: str) -> list[str]:
+    return [line.strip() for line in dockerignore.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+_LEFT_OUT = re.compile(r"grep -viE '\^\(([^)]*)\)==' ")
+TEST_SECTION = "# tests and tooling"  # requirements.in: what follows is not for the image
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@cache
+def _closure(roots: tuple[str, ...]) -> frozenset[str]:
+    """These distributions and everything they require (installed metadata, no extras)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [_norm(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_norm(req.name))
+    return frozenset(seen)
+
+
+def _runtime_and_test_roots(text: str) -> tuple[list[str], list[str]] | None:
+    """requirements.in's direct dependencies: those before TEST_SECTION, and those after."""
+    if TEST_SECTION not in text:
+        return None
+    head, _, tail = text.partition(TEST_SECTION)
+
+    def names(part: str) -> list[str]:
+        lines = (line.split("#")[0].strip() for line in part.splitlines())
+        return [re.split(r"[\s<>=!~\[;]", line)[0] for line in lines if line]
+
+    return names(head), names(tail)
+
+
+def _closure_problems(left_out: set[str], pinned: set[str]) -> Problems:
+    """The image leaves out nothing the runtime requires and everything only tests need."""
+    roots = _runtime_and_test_roots((ROOT / "requirements.in").read_text())
+    if roots is None:
+        return [f"requirements.in: no {TEST_SECTION!r} line separates the image's packages "
+                "from the tests'"]
+    runtime = _closure(tuple(roots[0]))
+    problems = [f"Dockerfile: leaves out {name}, which the runtime requires"
+                for name in sorted(left_out & runtime)]
+    test_only = (_closure(tuple(roots[1])) - runtime) & pinned
+    problems += [f"Dockerfile: puts {name} (only the tests and tools need it) in the image; "
+                 "add it to the left-out list" for name in sorted(test_only - left_out)]
+    return problems
+
+
+@cache
+def _distributions_of_modules() -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+def _image_modules(names: Iterable[str]) -> set[str]:
+    """The top-level modules these distributions install."""
+    wanted = {_norm(n) for n in names}
+    modules = {n.replace("-", "_") for n in wanted}
+    for module, dists in _distributions_of_modules().items():
+        if any(_norm(d) in wanted for d in dists):
+            modules.add(module)
+    return modules
+
+
+def _dev_only_problems(dockerfile: str, patterns: list[str] | None = None) -> Problems:
+    """The packages the image leaves out exist, include every test-only one and nothing the
+    runtime requires, and no module in the image imports them."""
+    match = _LEFT_OUT.search(dockerfile.replace("\\\n", ""))  # lines joined as Docker does
     if not match:
         return ["Dockerfile: expected the test tools to be filtered out of requirements.txt"]
-    left_out = match.group(1).split("|")
-    pinned = {line.split("==")[0].lower() for line in (ROOT / "requirements.txt").read_text()
+    raw = match.group(1).split("|")
+    problems = [f"Dockerfile: left-out name {name!r}: start its continuation line at column 0, "
+                "or grep will not match it" for name in raw if name != name.strip()]
+    left_out = {_norm(name) for name in raw}
+    pinned = {_norm(line.split("==")[0]) for line in (ROOT / "requirements.txt").read_text()
               .splitlines() if "==" in line}
-    problems = [f"Dockerfile: leaves out {name}, which requirements.txt does not pin"
-                for name in left_out if name.lower() not in pinned]
-    modules = {name.replace("-", "_") for name in left_out}
+    problems += [f"Dockerfile: leaves out {name}, which requirements.txt does not pin"
+                 for name in sorted(left_out - pinned)]
+    problems += _closure_problems(left_out, pinned)
+    modules = _image_modules(left_out)
+    patterns = _ignore_patterns(DOCKERIGNORE.read_text()) if patterns is None else patterns
     for path in _runtime_sources():
+        if not context_includes(str(path.relative_to(ROOT)), patterns):
+            continue  # a development tool, not in the image
         for name in _imports(path, path.stat().st_mtime):
             if name.split(".")[0] in modules:
                 problems.append(f"{_rel(path)} imports {name}, which the image leaves out")
@@ -746,15 +916,16 @@ def check_registration(docs: list[tuple[str, dict[str, Any]]],
     """Every registered service has its manifests, network policy, health checks and stack
     entry, and the generated files match the registry."""
     m = Manifests(docs)
-    runs = {classify(c.get("command")): name for name in m.deployments
-            for c in m.containers(name)}
-    composed = {classify(svc.get("command")): svc for svc in compose.get("services", {}).values()}
+    deployed = {p: name for name in m.deployments for c in m.containers(name)
+                for p in runs(c.get("command"))}
+    composed = {p: svc for svc in compose.get("services", {}).values()
+                for p in runs(svc.get("command"))}
     health = _gateway_health_services()
     problems = [f"{_rel(p)} is out of date with services/kit/services.py: run `make manifests`"
                 for p in generated.stale()]
     for name in registry.names():
         at = f"service {name}"
-        deployment = runs.get(name)
+        deployment = deployed.get(name)
         if deployment is None:
             problems.append(f"{at}: no Kubernetes Deployment runs it (run `make manifests`)")
         else:

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import time as time_
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -28,41 +29,43 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from deploy import demo_logins
 from services.contracts.terms import term_of
 from services.kit import auth
 from services.kit.config import Settings
 
 DISTRICT = "浦东新区"
+DISTRICT_CODE = "310115"  # its administrative code: how a rerun finds the district
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FINANCE_SUB = "demo-finance"
 
 VENUES = [
     {"key": "museum", "name": "上海科技馆 Shanghai Science and Technology Museum",
-     "kind": "science_museum", "district": DISTRICT,
+     "kind": "science_museum",
      "location": {"lat": 31.2196, "lon": 121.5447}, "address": "上海市浦东新区世纪大道2000号",
      "accessibility": "无障碍入口与电梯 Step-free entrances; lifts.",
      "contact": {"name": "教育活动部", "phone": "021-68622000"}},
     {"key": "planetarium", "name": "上海天文馆 Shanghai Astronomy Museum", "kind": "planetarium",
-     "district": DISTRICT, "location": {"lat": 30.8997, "lon": 121.9059},
+     "location": {"lat": 30.8997, "lon": 121.9059},
      "address": "上海市浦东新区临港大道380号"},
     {"key": "zoo", "name": "上海野生动物园 Shanghai Wild Animal Park", "kind": "zoo",
-     "district": DISTRICT, "location": {"lat": 31.0571, "lon": 121.7236},
+     "location": {"lat": 31.0571, "lon": 121.7236},
      "address": "上海市浦东新区南六公路178号"},
     {"key": "university", "name": "上海科技大学 ShanghaiTech University", "kind": "university",
-     "district": DISTRICT, "location": {"lat": 31.1788, "lon": 121.5900},
+     "location": {"lat": 31.1788, "lon": 121.5900},
      "address": "上海市浦东新区华夏中路393号"},
 ]
 SCHOOLS = [
-    {"key": "shiyan", "name": "浦东新区实验小学", "district": DISTRICT,
+    {"key": "shiyan", "name": "浦东新区实验小学",
      "location": {"lat": 31.2304, "lon": 121.5200}, "rural": False,
      "under_resourced": False, "students": 1200},
-    {"key": "zhangjiang", "name": "张江高科实验小学", "district": DISTRICT,
+    {"key": "zhangjiang", "name": "张江高科实验小学",
      "location": {"lat": 31.2035, "lon": 121.5903}, "rural": False,
      "under_resourced": False, "students": 960},
-    {"key": "shuyuan", "name": "书院镇中心小学", "district": DISTRICT,
+    {"key": "shuyuan", "name": "书院镇中心小学",
      "location": {"lat": 30.9600, "lon": 121.8500}, "rural": True,
      "under_resourced": True, "students": 420},
-    {"key": "laogang", "name": "老港镇中学", "district": DISTRICT,
+    {"key": "laogang", "name": "老港镇中学",
      "location": {"lat": 31.0420, "lon": 121.8640}, "rural": True,
      "under_resourced": True, "students": 380},
 ]
@@ -181,7 +184,7 @@ class Demo:
         self.today = today or datetime.now(SHANGHAI).date()
         self.term = term_of(self.today)
         self.admin = self.caller("admin", None, "demo-admin")
-        self.finance = self.caller("finance", DISTRICT, FINANCE_SUB)
+        self.district_id: str | None = None
         self.venues: dict[str, dict[str, Any]] = {}
         self.schools: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, list[dict[str, Any]]] = {}
@@ -189,6 +192,11 @@ class Demo:
 
     def caller(self, role: str, org: str | None, sub: str) -> Caller:
         return Caller(self.url, auth.mint(self.secret, role, org, sub), self.keys)
+
+    @property
+    def finance(self) -> Caller:
+        """The district's finance staff: their org is the district's id."""
+        return self.caller("finance", self.district_id, FINANCE_SUB)
 
     def venue_caller(self, key: str) -> Caller:
         return self.caller("venue", self.venues[key]["venue_id"], f"demo-venue-{key}")
@@ -198,6 +206,7 @@ class Demo:
 
     # -- the steps ------------------------------------------------------------------------
     def load(self) -> Demo:
+        self.register_district()
         self.register()
         self.publish()
         self.upload_rosters()
@@ -206,10 +215,44 @@ class Demo:
         self.fund()
         return self
 
+    def register_district(self) -> None:
+        """The district as an organisation (identity), found by its code on a rerun."""
+        cursor = None
+        while True:
+            page = self.admin.call("GET", "/v1/districts",
+                                   params={"limit": 200, **({"cursor": cursor} if cursor
+                                                            else {})})
+            found = [d for d in _items(page) if d["code"] == DISTRICT_CODE]
+            cursor = page.get("next_cursor")
+            if found or not cursor:
+                break
+        district = found[0] if found else self.admin.call(
+            "POST", "/v1/districts", "district-pudong",
+            json={"name": DISTRICT, "code": DISTRICT_CODE, "timezone": "Asia/Shanghai"})
+        self.district_id = district["district_id"]
+
+    def _await_district(self, path: str, body: dict[str, Any]) -> None:
+        """Wait until booking (schools) or venues knows the district from identity's event.
+
+        The probe writes nothing: without an Idempotency-Key, a `district` name that is not
+        the district's is refused (422 on `district`) once `district_id` is known, and on
+        `district_id` before. A keyed request refused would be replayed as refused."""
+        deadline = time_.monotonic() + 60
+        while True:
+            refused = self.admin.call("POST", path, ok=(422,),
+                                      json={**body, "district": "?"}) or {}
+            errors = refused.get("errors") or {}
+            if "district" in errors and "district_id" not in errors:
+                return
+            if "district_id" not in errors or time_.monotonic() > deadline:
+                raise DemoError(f"POST {path}: district {self.district_id} not known: "
+                                f"{refused}")
+            time_.sleep(0.2)
+
     def register(self) -> None:
         """Venues and schools. Neither can be listed, so an earlier run's ids come from the
         state file (checked against the API), else its Idempotency-Key returns them."""
-        known = self._known()
+        known, waited = self._known(), set()
         for kind, items, made in (("venue", VENUES, self.venues),
                                   ("school", SCHOOLS, self.schools)):
             for item in items:
@@ -219,7 +262,11 @@ class Demo:
                 if found and found.get(f"{kind}_id") == record_id:
                     made[item["key"]] = found
                     continue
-                body = {k: v for k, v in item.items() if k != "key"}
+                body = {**{k: v for k, v in item.items() if k != "key"},
+                        "district_id": self.district_id}
+                if kind not in waited:
+                    self._await_district(f"/v1/{kind}s", body)
+                    waited.add(kind)
                 made[item["key"]] = self.admin.call("POST", f"/v1/{kind}s",
                                                     f"{kind}-{item['key']}", json=body)
         self._remember()
@@ -325,17 +372,22 @@ class Demo:
                 "cap_per_visit_fen": 40_000, "note": "每小时补贴（分）per hour, in fen"})
 
 
-def welcome(url: str, demo: Demo | None, secret: str, tokens: bool) -> str:
+def welcome(url: str, demo: Demo | None, secret: str, tokens: bool,
+            logins: list[demo_logins.Login] | None = None, var: Path = Path("var")) -> str:
     lines = [f"Kepu is up: {url}   (OpenAPI: {url}/v1/openapi.json)"]
     if demo is None:
         return "\n".join(lines)
     venue, school = demo.venues["museum"], demo.schools["shuyuan"]
-    if tokens:  # the terminal only: the supervisor writes this process's output to no file
+    if logins:  # real people; passwords on the terminal only (and in var/demo-logins)
+        lines += demo_logins.lines(logins, url, tokens, var)
+    elif tokens:  # the terminal only: the supervisor writes this process's output to no file
         lines += [
             f"admin token:   {auth.mint(secret, 'admin', sub='demo-admin')}",
             f"venue token:   {demo.venue_caller('museum').token}   ({venue['name']})",
             f"school token:  {demo.school_caller('shuyuan').token}   ({school['name']})",
-            f"finance token: {demo.finance.token}   ({DISTRICT})",
+            f"finance token: {demo.finance.token}   ({DISTRICT}, {demo.district_id})",
+            f"district token: {demo.caller('district', demo.district_id, 'demo-district').token}"
+            f"   ({DISTRICT} supervision, read only)",
             f"try: curl -H 'Authorization: Bearer <school token>' '{url}/v1/sessions'",
         ]
     else:
@@ -357,7 +409,8 @@ def main() -> int:
     wait_healthy(args.url, timeout=180)
     var = Path(os.environ.get("KEPU_VAR_DIR", "var"))
     demo = None if args.no_data else Demo(args.url, secret, state=var / "demo.json").load()
-    print(welcome(args.url, demo, secret, args.tokens), flush=True)
+    logins = demo_logins.ensure(demo, Settings.from_env(), var) if demo else None
+    print(welcome(args.url, demo, secret, args.tokens, logins, var), flush=True)
     return 0
 
 

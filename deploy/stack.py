@@ -71,9 +71,9 @@ def command(name: str, env: dict[str, str]) -> list[str]:
         return [py, "-m", "services.kit.runner", name]
     if name == "relay":
         return [py, "-m", "services.kit.relay"]
-    if name == "gateway":
+    if name == "gateway":  # the API, with the console at / on the same origin (console/front.py)
         return [py, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                "services.gateway.wsgi:application"]
+                "services.console.one_origin:application"]
     if "." in name or ":" in name:  # an extra service, e.g. a test probe
         return [py, "-m", "services.kit.runner", name]
     raise KeyError(name)

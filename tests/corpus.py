@@ -83,6 +83,7 @@ class World:
                         "venue": self.api.as_("venue", venue["venue_id"]),
                         "school": self.api.as_("school", school["school_id"]),
                         "finance": self.api.as_("finance", self.district),
+                        "district": self.api.as_("district", self.district),
                         "anonymous": self.api.anonymous}
 
     def _book(self) -> None:
@@ -152,6 +153,10 @@ def bases(world: World) -> dict[str, Callable[[], Any]]:
         "PayoutRunRequest": lambda: {"term": TERM, "note": "n"},
         "RosterUpload": lambda: {"pupils": copy.deepcopy(PUPILS)},
         "ConsentAnswer": lambda: {"answer": "yes", "guardian_name": "王芳", "note": "n"},
+        "SurveyAnswer": lambda: {"ratings": {"content": 5, "organisation": 4, "safety": 5},
+                                 "comment": "讲解生动"},
+        "SurveyQuery": lambda: {"lang": "en"},
+        "SurveyListQuery": lambda: {"state": "all", "lang": "zh-CN", "limit": 10},
         "VenueRegistration": lambda: copy.deepcopy(venue),
         "SchoolRegistration": lambda: {"name": "实验小学", "district": world.district,
                                        "location": {"lat": 31.23, "lon": 121.52},
@@ -167,7 +172,61 @@ def bases(world: World) -> dict[str, Callable[[], Any]]:
                                       "subjects": ["biology"], "certified_until": day(400)},
         "TutorChange": lambda: {"level": "expert", "subjects": ["physics"]},
         "BudgetQuery": lambda: {"term": TERM},
+        "DrillDown": lambda: {"category": "science", "grade": 3, "week": day(0)},
+        "ExportQuery": lambda: {"view": "schools", "category": "tutor_visit", "week": day(0)},
+        "SchoolQuery": lambda: {"limit": 10},
+        "VenueQuery": lambda: {"kind": "science_museum", "limit": 10},
+        "ConsentProgressQuery": lambda: {"claim_ids": ids["claim_id"]},
+        "PeopleQuery": lambda: {"ids": "usr_nobody"},
+        **identity_bases(world),
+        **admissions_bases(world),
     }
+
+
+def admissions_bases(world: World) -> dict[str, Callable[[], Any]]:
+    """Admissions' bodies: a family's code, pass and booking, training seats, a check-in."""
+    return {
+        "CodeRequest": lambda: {"mobile": "13800138000"},
+        "CodeCheck": lambda: {"mobile": "13800138000", "code": "123456"},
+        "FamilyBookingRequest": lambda: {"verification": "x" * 40 + "." + "y" * 43,
+                                         "adults": 1, "children": 1, "child_names": ["小明"]},
+        "TrainingBookingRequest": lambda: {"attendees": [{"name": "王老师",
+                                                          "subject": "科学"}]},
+        "CheckInRequest": lambda: {"code": "ABCDEFGH", "method": "cash"},
+        "TakingsQuery": lambda: {"day": day(0), "format": "json"},
+        "RegisterQuery": lambda: {"limit": 10},
+    }
+
+
+def identity_bases(world: World) -> dict[str, Callable[[], Any]]:
+    """Identity's bodies: sign-in and links under the world's own identifier (its few
+    failed sign-ins stay under the throttle's free allowance), invitations and API keys
+    for the world's school."""
+    school, tag = world.ids.get("school_id", "x_school_id"), world.district.rsplit("-", 1)[-1]
+    token = "inv_" + "0" * 16 + "." + "x" * 43
+    return {
+        "LoginBody": lambda: {"identifier": f"fuzz-{tag}@kepu.test", "password": "x" * 12},
+        "RefreshBody": lambda: {"refresh_token": "rt_" + "x" * 43},
+        "LogoutBody": lambda: {"refresh_token": "rt_" + "x" * 43, "everywhere": False},
+        "SwitchBody": lambda: {"role": "admin", "org_id": None},
+        "PasswordResetRequestBody": lambda: {"identifier": f"fuzz-{tag}@kepu.test"},
+        "PasswordResetBody": lambda: {"token": token, "password": "a-long-pass-phrase"},
+        "AcceptanceBody": lambda: {"token": token, "password": "a-long-pass-phrase",
+                                   "display_name": "王芳", "language": "zh-CN"},
+        "Invitation": lambda: {"email": f"invitee-{tag}@kepu.test", "role": "school",
+                               "org_id": school, "manager": False,
+                               "language": "zh-CN", "display_name": "王老师"},
+        "DistrictRegistration": lambda: {"name": f"测试区-{tag}",
+                                         "code": f"F{uuid.uuid4().hex[:8]}",
+                                         "timezone": "Asia/Shanghai"},
+        "ApiKeyRequest": lambda: {"name": "教务系统", "org_id": school,
+                                  "role": "school", "expires_at": None},
+    }
+
+
+# Collections a refused request writes to by design: the audit trail records every
+# state-changing request whatever its outcome, and the sign-in throttle counts failures.
+RECORDS_OF_REFUSALS = ("kepu_identity.audit", "kepu_identity.throttle")
 
 
 def sample(schema: type[Schema]) -> dict[str, Any]:

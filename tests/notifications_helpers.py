@@ -18,6 +18,7 @@ from tests.booking_helpers import School, Venue, group
 from tests.support import wait_for
 
 CONSENT_URL = re.compile(r"(https?://\S+/v1/consents/[A-Za-z0-9_.-]+)")
+SURVEY_URL = re.compile(r"(https?://\S+/v1/surveys/[A-Za-z0-9_.-]+)")
 
 
 def tag() -> str:
@@ -83,14 +84,16 @@ def log(client: Any, claim_id: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 class Events:
-    """Every booking.* and venues.* event published since it was made (own queue)."""
+    """Every event of `producers` (booking and venues by default) published since it was
+    made (own queue)."""
 
-    def __init__(self, amqp_url: str) -> None:
+    def __init__(self, amqp_url: str, producers: tuple[str, ...] = ("booking", "venues")
+                 ) -> None:
         self.amqp_url = amqp_url
         self.connection = pika.BlockingConnection(broker.parameters(amqp_url, heartbeat=0))
         self.channel = self.connection.channel()
         self.queue = self.channel.queue_declare("", exclusive=True).method.queue
-        for producer in ("booking", "venues"):
+        for producer in producers:
             broker.declare_events_exchange(self.channel, producer)
             self.channel.queue_bind(self.queue, broker.events_exchange(producer),
                                     routing_key="#")
@@ -141,5 +144,5 @@ class Ledger:
         self.client.close()
 
 
-__all__ = ["CONSENT_URL", "Events", "Ledger", "School", "Venue", "claim", "csv_roster",
-           "group", "json_roster", "log", "put_roster", "roster_path", "tag"]
+__all__ = ["CONSENT_URL", "SURVEY_URL", "Events", "Ledger", "School", "Venue", "claim",
+           "csv_roster", "group", "json_roster", "log", "put_roster", "roster_path", "tag"]

@@ -40,6 +40,11 @@ def test_every_process_is_deployed_and_known():
     assert check.classify(["python", "-m", "gunicorn", "-c", "deploy/nope.py",
                            "services.gateway.wsgi:application"]) == "gateway:missing-config"
     assert check.classify(["sleep", "1"]) is None
+    assert "console" in check.processes()
+    assert check.classify(["python", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                           "services.console.wsgi:application"]) == "console"
+    assert check.runs(["python", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                       "services.console.one_origin:application"]) == ("gateway", "console")
 
 
 def test_kubernetes_schema_catches_a_misspelt_field():
@@ -258,3 +263,93 @@ def test_gateway_probes_split_liveness_from_readiness():
         "containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+# -- the console --------------------------------------------------------------------------
+def without(docs: list[tuple[str, dict[str, Any]]], kind: str, name: str
+            ) -> list[tuple[str, dict[str, Any]]]:
+    return [(f, d) for f, d in docs if not (d["kind"] == kind and d["metadata"]["name"] == name)]
+
+
+def console_container(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    return find(docs, "Deployment", "kepu-console")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_console_runs_alone_in_kubernetes_and_with_the_gateway_in_compose():
+    docs = k8s_docs()
+    assert check.runs(console_container(docs)["command"]) == ("console",)
+    assert console_container(docs)["livenessProbe"]["httpGet"]["path"] == "/console/livez"
+    assert check.runs(COMPOSE["services"]["gateway"]["command"]) == ("gateway", "console")
+    assert not has(check.check_kubernetes(docs) + check.check_compose(COMPOSE), "console")
+
+
+def test_a_console_without_its_policy_probe_or_budget_is_reported():
+    docs = copy.deepcopy(k8s_docs())
+    del console_container(docs)["readinessProbe"]
+    docs = without(without(docs, "NetworkPolicy", "kepu-console"),
+                   "PodDisruptionBudget", "kepu-console")
+    problems = check.check_kubernetes(docs)
+    assert has(problems, "Deployment/kepu-console", "no NetworkPolicy")
+    assert has(problems, "Deployment/kepu-console", "no readinessProbe")
+    assert has(problems, "Deployment/kepu-console", "no PodDisruptionBudget")
+    problems = check.check_kubernetes(without(k8s_docs(), "Deployment", "kepu-console"))
+    assert has(problems, "no container runs 'console'")
+    compose = copy.deepcopy(COMPOSE)
+    compose["services"]["gateway"]["command"][-1] = "services.gateway.wsgi:application"
+    assert has(check.check_compose(compose), "no container runs 'console'")
+
+
+def test_the_console_gets_the_api_and_its_cookie_key_but_no_store_or_jwt_credentials():
+    docs = copy.deepcopy(k8s_docs())
+    container = console_container(docs)
+    container["env"] = [v for v in container["env"] if v["name"] != "KEPU_CONSOLE_SECURE_COOKIES"]
+    container["envFrom"].append({"secretRef": {"name": "kepu-secrets"}})  # KEPU_JWT_SECRET
+    container["env"].append({"name": "MONGO_URL", "valueFrom": {"secretKeyRef": {
+        "name": "kepu-mongo-admin-kepu", "key": "connectionString.standard"}}})
+    problems = check.check_kubernetes(docs)
+    assert has(problems, "kepu-console", "KEPU_CONSOLE_SECURE_COOKIES is not set")
+    assert has(problems, "kepu-console", "is given KEPU_JWT_SECRET")
+    assert has(problems, "kepu-console", "is given MONGO_URL")
+    assert not has(problems, "kepu-console", "AMQP_URL is not set")  # it needs no broker
+    policy = find(k8s_docs(), "NetworkPolicy", "kepu-console")["spec"]
+    egress = [rule["to"][0].get("podSelector", {}).get("matchLabels") for rule in policy["egress"]]
+    assert egress == [{"app.kubernetes.io/name": "kepu", "app.kubernetes.io/component": "gateway"},
+                      {"k8s-app": "kube-dns"}]
+    gateway = find(k8s_docs(), "NetworkPolicy", "kepu-gateway")["spec"]["ingress"]
+    assert gateway[1]["from"][0]["podSelector"]["matchLabels"][
+        "app.kubernetes.io/component"] == "console"
+
+
+def test_the_ingress_is_one_origin_api_to_the_gateway_the_rest_to_the_console():
+    docs = copy.deepcopy(k8s_docs())
+    env = {v["name"]: v.get("value") for v in console_container(docs)["env"]}
+    assert env["KEPU_API_URL"] == "http://kepu-gateway"
+    main = find(docs, "Ingress", "kepu-gateway")["spec"]["rules"][0]["http"]["paths"]
+    for path in main:
+        if path["path"] in ("/", "/readyz"):  # swap them: the pages to the gateway and back
+            service = path["backend"]["service"]
+            service["name"] = "kepu-gateway" if path["path"] == "/" else "kepu-console"
+    canary = find(docs, "Ingress", "kepu-parent-pages")["spec"]["rules"][0]["http"]["paths"]
+    canary[0]["path"] = "/v1/consent"
+    problems = check.check_kubernetes(docs)
+    assert has(problems, "kepu.example.org/ goes to Service/kepu-gateway", "console")
+    assert has(problems, "kepu.example.org/readyz goes to Service/kepu-console", "gateway")
+    assert has(problems, "Ingress/kepu-parent-pages", "/v1/consent", "ignores it")
+    docs = without(docs, "Ingress", "kepu-parent-pages")
+    main[:] = [p for p in main if p["path"] != "/v1"]
+    assert has(check.check_kubernetes(docs), "kepu.example.org/v1 is not routed")
+
+
+def test_the_image_leaves_out_exactly_what_only_the_tests_and_tools_need():
+    dockerfile = check.DOCKERFILE.read_text()
+    ignore = check.DOCKERIGNORE.read_text()
+    assert "\nschemathesis|" in dockerfile
+    assert has(check.check_image(dockerfile.replace("\nschemathesis|", "\n"), ignore),
+               "puts schemathesis", "in the image")
+    assert has(check.check_image(dockerfile.replace("|playwright|", "|"), ignore),
+               "puts playwright", "in the image")
+    assert has(check.check_image(dockerfile.replace("|ruff|", "|ruff|Flask|"), ignore),
+               "leaves out flask, which the runtime requires")
+    indented = dockerfile.replace("\\\nhypothesis-graphql", "\\\n    hypothesis-graphql")
+    assert indented != dockerfile
+    assert has(check.check_image(indented, ignore), "'    hypothesis-graphql'", "column")

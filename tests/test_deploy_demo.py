@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deploy.demo import CLAIMS, CLASSES, DISTRICT, Demo, sessions
+from deploy.demo import CLAIMS, CLASSES, Demo, sessions
 
 pytestmark = pytest.mark.stack
 
@@ -47,8 +47,8 @@ def test_the_demo_fills_the_catalogue_and_loads_twice_without_duplicates(stack, 
     before = snapshot(first)
 
     # The first request the welcome line suggests: the catalogue, as the demo school.
-    catalogue = first.school_caller("shuyuan").call("GET", "/v1/sessions",
-                                                    params={"district": DISTRICT})
+    catalogue = first.school_caller("shuyuan").call(
+        "GET", "/v1/sessions", params={"district_id": first.district_id, "limit": 100})
     titles = {s["title"] for s in catalogue["items"]}
     assert catalogue["items"] and titles & {d["title"] for d in sessions(first.today)}
     assert before["sessions"]["museum"] >= 5  # the weekly series

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pymongo
 import pytest
 
+from services.kit.outbox import event as envelope
 from tests.booking_helpers import iso
 from tests.notifications_helpers import (
     Events,
@@ -168,3 +170,38 @@ def test_a_school_cancelling_its_claim_tells_its_parents(api, sinks):
     wait_for(lambda: len(sinks.smtp.matching(
         lambda m: t in m.rcpt_tos[0] and "学校临时安排考试" in m.text)) == 2,
         message="cancellation notices")
+
+
+def test_identity_links_arrive_and_their_tokens_are_neither_kept_nor_logged(
+        stack, sinks, events, settings_env):
+    secret = uuid.uuid4().hex + uuid.uuid4().hex
+    address = f"invitee.{tag()}@school.test"
+    phone = f"135{uuid.uuid4().int % 10**8:08d}"
+    invite = f"{stack.url}/invitations/accept#inv_{secret[:8]}.{secret}"
+    reset = f"{stack.url}/password-reset#{secret[::-1]}"
+    events.publish(envelope("identity.invitation_sent", {
+        "invitation_id": f"inv_{secret[:8]}", "channel": "email", "contact": address,
+        "contact_masked": "i***@school.test", "link": invite, "language": "en",
+        "org_id": "sch_x", "org_name": "Pudong Experimental School", "role": "school",
+        "expires_at": iso(timedelta(days=7)), "resent": False}))
+    events.publish(envelope("identity.password_reset_requested", {
+        "user_id": f"usr_{secret[:8]}", "channel": "sms", "contact": f"+86 {phone}",
+        "contact_masked": "+86 135****0000", "link": reset, "language": "zh-CN",
+        "expires_at": iso(timedelta(hours=1))}))
+    [mail] = wait_for(lambda: sinks.smtp.to(address), message="the invitation e-mail")
+    assert mail.subject == "[Kepu] You are invited to join Pudong Experimental School"
+    assert invite in mail.text and "school staff" in mail.text
+    [sms] = wait_for(lambda: sinks.http.to(phone, "/sms"), message="the reset SMS")
+    assert reset in sms.body["text"] and sms.body["text"].startswith("【科普】重设密码")
+
+    stored = pymongo.MongoClient(settings_env["MONGO_URL"]).kepu_notifications.messages
+    mine = {"$or": [{"invitation_id": f"inv_{secret[:8]}"}, {"user_id": f"usr_{secret[:8]}"}]}
+    docs = wait_for(lambda: [d for d in stored.find(mine)]
+                    if [d["status"] for d in stored.find(mine)] == ["sent", "sent"] else None,
+                    message="both messages settled")
+    assert secret not in str(docs) and secret[::-1] not in str(docs)
+    assert {d["recipient_masked"] for d in docs} == {"i***@school.test", f"{phone[:3]}****"
+                                                     f"{phone[-4:]}"}
+    for path in stack.log_dir.glob("*.log"):
+        text = path.read_text(errors="replace")
+        assert secret not in text and secret[::-1] not in text, path.name

@@ -227,7 +227,7 @@ def test_venue_and_tutor_retries_bind_in_the_service_and_unsigned_callers_are_re
     key = uuid.uuid4().hex
     body = {"name": f"重试馆 {key[:6]}", "kind": "zoo", "district": "徐汇区",
             "location": {"lat": 31.19, "lon": 121.43}, "address": "虹桥路2381号"}
-    admin = api.as_("admin", sub="admin-test")  # a venue key binds per admin: as signed()
+    admin = api.minted("admin", sub="admin-test")  # a venue key binds per admin: as signed()
     made = admin.post("/v1/venues", json=body, headers={"Idempotency-Key": key})
     assert made.status_code == 201, made.text
     again = rpc.venues.register_venue(body, actor=signed("admin"), request_key=key)

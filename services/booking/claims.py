@@ -60,7 +60,7 @@ def check_session_open(session: dict[str, Any], now: datetime, field: str = "ses
                                {field: ["session has already started"]})
     if session["audience"] != "students":
         raise ValidationFailed("family sessions (亲子) are booked by families, not by schools",
-                               {field: ["session audience is family, not students"]})
+                               {field: [f"audience is {session['audience']}, not students"]})
 
 
 def trip_of(session: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +92,7 @@ def new_claim(claim_id: str, school: dict[str, Any], session: dict[str, Any],
     doc = {
         "_id": claim_id, "claim_id": claim_id, "school_id": school["school_id"],
         "school_name": school["name"], "district": school["district"],
+        "district_id": school.get("district_id"),
         "session_id": session["session_id"], "venue_id": session["venue_id"],
         "policy": session["claim_policy"], "groups": groups, "seats": seats_of(groups),
         "status": status, "reason": reason, "waitlist": waitlist,

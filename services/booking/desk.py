@@ -15,7 +15,7 @@ from typing import Any
 from services.booking.batch_placement import BatchPlacement
 from services.booking.claim_flow import ClaimFlow
 from services.booking.claim_reads import ClaimReads
-from services.booking.ports import Lookups, Venues, fault
+from services.booking.ports import Lookups, SchoolHistory, Venues, fault
 from services.booking.recovery import Recovery
 from services.booking.repository import BookingRepository
 from services.booking.seating import Seating
@@ -27,7 +27,8 @@ from services.booking.window_allocation import WindowAllocation
 class BookingDesk:
     def __init__(self, repo: BookingRepository, venues: Venues,
                  fault: Callable[[str], None] = fault,
-                 recent: MutableMapping[str, Any] | None = None) -> None:
+                 recent: MutableMapping[str, Any] | None = None,
+                 history: SchoolHistory | None = None) -> None:
         self.repo = repo
         self.lookups = Lookups(repo, venues, recent)
         self.seating = Seating(repo, venues)
@@ -35,6 +36,8 @@ class BookingDesk:
         self.claims = ClaimFlow(repo, self.lookups, self.seating, self.waitlist)
         self.reads = ClaimReads(repo, self.waitlist)
         self.batches = BatchPlacement(repo, venues, self.seating, fault)
-        self.windows = WindowAllocation(repo, venues, self.seating, self.waitlist, self.claims)
+        # history: monitoring's school_history (None: booking's own counts)
+        self.windows = WindowAllocation(repo, venues, self.seating, self.waitlist, self.claims,
+                                        history)
         self.recovery = Recovery(repo, self.seating, self.batches, self.windows)
         self.visits = TutorVisits(repo, venues)

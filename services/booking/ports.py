@@ -1,7 +1,10 @@
-"""What the booking jobs read from outside them: the venues service and booking's own schools.
+"""What the booking jobs read from outside them: venues, monitoring and booking's own schools.
 
 `Venues` is the slice of the venues service booking calls (the nameko RPC proxy in the
-service, an in-memory fake in unit tests). `Lookups` reads sessions and schools, at most
+service, an in-memory fake in unit tests). `SchoolHistory` is monitoring's
+`school_history`, what window allocation weighs (docs/monitoring.md, "Fairness"); in the
+service it is asked with a short deadline (`BoundedHistory`), since an allocation falls
+back to booking's own counts rather than wait. `Lookups` reads sessions and schools, at most
 once a second per process when the caller allows it: a burst of claims on one popular
 session asks venues once, not once per claim.
 """
@@ -14,10 +17,35 @@ import signal
 from collections.abc import MutableMapping
 from typing import Any, Protocol
 
+import eventlet
+
 from services.booking.repository import BookingRepository
-from services.kit.errors import NotFound, ValidationFailed
+from services.kit.errors import NotFound, Unavailable, ValidationFailed
 
 log = logging.getLogger("kepu.booking")
+
+
+HISTORY_DEADLINE_S = 2.0  # monitoring's answer is worth waiting for this long, no longer
+
+
+class SchoolHistory(Protocol):
+    def school_history(self, school_ids: list[str], term: str
+                       ) -> dict[str, dict[str, int]]: ...
+
+
+class BoundedHistory:
+    """A `SchoolHistory` that gives up after `seconds` (raising Unavailable): the RPC
+    client's own deadline is the general one, far longer than an allocation should wait."""
+
+    def __init__(self, client: SchoolHistory, seconds: float = HISTORY_DEADLINE_S) -> None:
+        self.client = client
+        self.seconds = seconds
+
+    def school_history(self, school_ids: list[str], term: str) -> dict[str, dict[str, int]]:
+        late = Unavailable(f"monitoring.school_history did not answer within "
+                           f"{self.seconds:g}s", code="upstream-timeout")
+        with eventlet.Timeout(self.seconds, late):
+            return self.client.school_history(school_ids, term)
 
 
 class Venues(Protocol):

@@ -18,6 +18,7 @@ from services.kit import clock, pages
 from services.kit.config import Settings
 from services.kit.errors import NotFound
 from services.kit.health import INSTANCE
+from services.kit.migrations import DistrictDirectory, adopt_ids, names_without_ids
 from services.kit.mongo import Repository
 from services.kit.outbox import add_events, event, with_events
 from services.kit.request_keys import RequestKeys
@@ -32,12 +33,17 @@ class BookingRepository(Repository):
         super().__init__(db, settings)
         # Idempotency-Keys of claims, batches, tutor visits and schools, each kind apart.
         self.request_keys = RequestKeys(self.db.request_keys)
+        # identity's districts, kept from `identity.district_registered` (kit.migrations)
+        self.districts = DistrictDirectory(self.db.district_directory)
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
         db = self.db
         self.request_keys.ensure_indexes()
+        self.districts.ensure_indexes()
         db.schools.create_index("district")
+        db.schools.create_index("district_id")
+        db.schools.create_index("list_key")
         db.claims.create_index([("school_id", ASCENDING), ("list_key", ASCENDING)])
         db.claims.create_index([("venue_id", ASCENDING), ("list_key", ASCENDING)])
         db.claims.create_index("list_key")
@@ -51,11 +57,17 @@ class BookingRepository(Repository):
         db.tutor_visits.create_index([("school_id", ASCENDING), ("list_key", ASCENDING)])
         db.tutor_visits.create_index([("venue_id", ASCENDING), ("list_key", ASCENDING)])
         db.tutor_visits.create_index([("district", ASCENDING), ("list_key", ASCENDING)])
+        db.tutor_visits.create_index([("district_id", ASCENDING), ("list_key", ASCENDING)])
+        for doc in db.schools.find({"list_key": {"$exists": False}}, {"created_at": 1}):
+            db.schools.update_one({"_id": doc["_id"]}, {"$set": {"list_key": pages.sort_key(
+                doc.get("created_at", ""), doc["_id"])}})  # schools from before the list
 
     # -- schools ----------------------------------------------------------------------------
     def register_school(self, data: dict[str, Any], school_id: str) -> dict[str, Any]:
         """Insert the school under `school_id`; if it exists already, answer that one."""
-        school = {**data, "_id": school_id, "school_id": school_id, "created_at": clock.stamp()}
+        at = clock.stamp()
+        school = {**data, "_id": school_id, "school_id": school_id, "created_at": at,
+                  "list_key": pages.sort_key(at, school_id)}
         try:
             self.db.schools.insert_one(with_events(school,
                                                    event("booking.school_registered", school)))
@@ -71,6 +83,26 @@ class BookingRepository(Repository):
         if doc is None:
             raise NotFound(f"school {school_id} not found", code="school-not-found")
         return doc
+
+    def list_schools(self, scope: dict[str, Any], limit: int,
+                     cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        return pages.page(self.db.schools, scope, limit, cursor, NO_OUTBOX, key="list_key")
+
+    # -- districts: names to ids (kit.migrations, docs/districts.md) ------------------------
+    def district_names(self) -> set[str]:
+        """District names of schools, claims and tutor visits not yet linked to an id."""
+        return set().union(*(names_without_ids(self.db[c])
+                             for c in ("schools", "claims", "tutor_visits")))
+
+    def adopt_district_ids(self, mapping: dict[str, str]) -> dict[str, int]:
+        """Link schools, claims and tutor visits named in `mapping` to their district ids.
+
+        The directory learns the districts first, so a school registered right after the
+        migration finds its district whether or not identity's event has arrived yet.
+        """
+        for name, district_id in mapping.items():
+            self.districts.learn({"district_id": district_id, "name": name})
+        return {c: adopt_ids(self.db[c], mapping) for c in ("schools", "claims", "tutor_visits")}
 
     def record_venue(self, venue: dict[str, Any]) -> None:
         """Booking's copy of the venue directory, kept from `venues.venue_registered` and
@@ -224,6 +256,11 @@ class BookingRepository(Repository):
             {"_id": session_id, "state": state, "seed": {"$exists": False}},
             {"$set": {"state": "open", "closes_at": closes_at}, "$unset": {"lease_until": ""}})
         return done.matched_count == 1
+
+    def session_parties(self, session_id: str) -> list[dict[str, Any]]:
+        """Who has claims on a session: each claim's school and venue (no more)."""
+        return list(self.db.claims.find({"session_id": session_id},
+                                        {"school_id": 1, "venue_id": 1}))
 
     def allocation(self, session_id: str) -> dict[str, Any] | None:
         return self.db.allocations.find_one({"_id": session_id}, NO_OUTBOX)

@@ -8,15 +8,19 @@ from cachetools import TTLCache
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from services.booking.allocation_reads import allocation_view
 from services.booking.attendance import record_attendance
 from services.booking.desk import BookingDesk
+from services.booking.ports import BoundedHistory
 from services.booking.repository import BookingRepository
-from services.booking.schools import readable_school, register_school
+from services.booking.schools import list_schools, readable_school, register_school
 from services.contracts.booking import (
+    AllocationView,
     BatchView,
     ClaimQuery,
     ClaimView,
     School,
+    SchoolQuery,
     TutorVisitQuery,
     TutorVisitView,
 )
@@ -25,6 +29,7 @@ from services.kit.boundary import dump, load
 from services.kit.context import LogContext
 from services.kit.events import subscribe
 from services.kit.health import Health
+from services.kit.migrations import checked_mapping
 from services.kit.mongo import Store
 from services.kit.rpc_proxy import ServiceClient
 
@@ -42,6 +47,8 @@ class BookingService(Health):
     store = Store(BookingRepository)
     log_context = LogContext()
     venues = ServiceClient("venues")
+    rosters = ServiceClient("notifications")  # class_pupils: attendance per pupil
+    monitoring = ServiceClient("monitoring")  # school_history: what window allocation weighs
     actors = Actors()
 
     # Sessions and schools read in the last second, shared by this process's workers.
@@ -49,7 +56,8 @@ class BookingService(Health):
 
     @property
     def desk(self) -> BookingDesk:
-        return BookingDesk(self.store, self.venues, recent=BookingService.recent)
+        return BookingDesk(self.store, self.venues, recent=BookingService.recent,
+                           history=BoundedHistory(self.monitoring))
 
     # -- schools ----------------------------------------------------------------------------
     @rpc
@@ -62,6 +70,23 @@ class BookingService(Health):
     def get_school(self, actor: dict[str, Any], school_id: str) -> dict[str, Any]:
         who = self.actors(actor)
         return dump(School, readable_school(who, self.store.school(school_id)))
+
+    @rpc
+    def list_schools(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
+        docs, cursor = list_schools(self.store, self.actors(actor), load(SchoolQuery, query))
+        return {"items": [dump(School, d) for d in docs], "next_cursor": cursor}
+
+    # -- districts: names to ids (`kepu migrate districts`, kit.migrations) ------------------
+    @rpc
+    def district_names(self, actor: dict[str, Any]) -> list[str]:
+        self.actors(actor).require(detail="only an admin migrates districts")
+        return sorted(self.store.district_names())
+
+    @rpc
+    def adopt_district_ids(self, mapping: dict[str, str], actor: dict[str, Any]
+                           ) -> dict[str, int]:
+        self.actors(actor).require(detail="only an admin migrates districts")
+        return self.store.adopt_district_ids(checked_mapping(mapping))
 
     # -- claims -----------------------------------------------------------------------------
     @rpc
@@ -103,8 +128,14 @@ class BookingService(Health):
     @rpc
     def record_attendance(self, actor: dict[str, Any], session_id: str,
                           payload: dict[str, Any]) -> dict[str, Any]:
-        claims = record_attendance(self.store, self.actors(actor), session_id, payload)
+        claims = record_attendance(self.store, self.rosters, self.actors(actor), session_id,
+                                   payload)
         return {"items": _claims(self.desk.reads.views(claims))}
+
+    @rpc
+    def get_allocation(self, actor: dict[str, Any], session_id: str) -> dict[str, Any]:
+        return dump(AllocationView, allocation_view(self.store, self.actors(actor),
+                                                    session_id))
 
     @rpc
     def explain_allocation(self, session_id: str) -> dict[str, Any]:
@@ -145,6 +176,10 @@ class BookingService(Health):
         return {"items": _visits(desk, docs), "next_cursor": cursor}
 
     # -- what others tell us ----------------------------------------------------------------
+    @subscribe("identity.district_registered")
+    def on_district_registered(self, event: dict[str, Any]) -> None:
+        self.store.districts.learn(event["data"])
+
     @subscribe("venues.venue_registered")
     def on_venue_registered(self, event: dict[str, Any]) -> None:
         self.store.record_venue(event["data"])

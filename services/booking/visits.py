@@ -6,10 +6,11 @@ by the school (funding reverses the subsidy). The confirmation carries what the 
 service needs to accrue the tutor's subsidy: tutor and level, school and district, day,
 hours and students.
 
-Who reads a visit: its school, its tutor's venue, admins, and finance staff of the
-visit's district (the school's: the district whose budget pays the subsidy). Views show
-the tutor's venue by its current name and district, read from booking's copy of the
-venue directory (kept from `venues.venue_registered` / `venue_updated`).
+Who reads a visit: its school, its tutor's venue, admins, and finance and district staff
+of the visit's district (the school's `district_id`: the district whose budget pays the
+subsidy; district staff only read). Views show the tutor's venue by its current name and
+district, read from booking's copy of the venue directory (kept from
+`venues.venue_registered` / `venue_updated`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.booking.claims import history_entry, history_list
 from services.booking.repository import BookingRepository
+from services.booking.schools import DISTRICT_STAFF, district_of
 from services.contracts.booking import TutorVisitRequest
 from services.contracts.terms import SHANGHAI, term_of
 from services.kit import clock, pages
@@ -32,21 +34,21 @@ from services.kit.outbox import event
 
 def _data(visit: dict[str, Any]) -> dict[str, Any]:
     keys = ("visit_id", "tutor_id", "tutor_name", "tutor_level", "venue_id", "school_id",
-            "district", "date", "term", "hours", "students", "subject")
+            "district", "district_id", "date", "term", "hours", "students", "subject")
     data = {k: visit.get(k) for k in keys}
     data["date"] = date.fromisoformat(visit["date"])
     return data
 
 
 def visit_filter(actor: Actor, query: dict[str, Any]) -> dict[str, Any]:
-    """The visits `actor` may list: a school its own, a venue its tutors', finance its
-    district's, an admin all."""
+    """The visits `actor` may list: a school its own, a venue its tutors', finance and
+    district staff their district's, an admin all."""
     if actor.role == "school":
         flt: dict[str, Any] = {"school_id": actor.org_as("school")}
     elif actor.role == "venue":
         flt = {"venue_id": actor.org_as("venue")}
-    elif actor.role == "finance":
-        flt = {"district": actor.org_as("finance")}
+    elif district_of(actor):
+        flt = {"district_id": district_of(actor)}
     elif actor.is_admin:
         flt = {}
     else:
@@ -57,8 +59,8 @@ def visit_filter(actor: Actor, query: dict[str, Any]) -> dict[str, Any]:
 
 
 def can_read_visit(actor: Actor, visit: dict[str, Any]) -> bool:
-    if actor.role == "finance":
-        return visit.get("district") == actor.org_as("finance")
+    if actor.role in DISTRICT_STAFF:
+        return visit.get("district_id") == district_of(actor)
     return (actor.is_admin or (actor.role == "school" and actor.owns(visit["school_id"]))
             or (actor.role == "venue" and actor.owns(visit["venue_id"])))
 
@@ -94,7 +96,8 @@ class TutorVisits:
         visit = {"_id": visit_id, "visit_id": visit_id, "tutor_id": tutor["tutor_id"],
                  "tutor_name": tutor["name"], "tutor_level": tutor["level"],
                  "venue_id": tutor["venue_id"], "school_id": school["school_id"],
-                 "district": school["district"], "date": day.isoformat(),
+                 "district": school["district"],
+                 "district_id": school.get("district_id"), "date": day.isoformat(),
                  "term": term_of(day), "hours": request["hours"],
                  "students": request["students"], "subject": request["subject"],
                  "status": "booked", "created_at": at, "updated_at": at,
@@ -173,5 +176,6 @@ class TutorVisits:
         venues = self.repo.venues_by_id({v["venue_id"] for v in visits})
         return [{**v, "date": date.fromisoformat(v["date"]), "history": history_list(v),
                  "venue_name": venues.get(v["venue_id"], {}).get("name"),
-                 "venue_district": venues.get(v["venue_id"], {}).get("district")}
+                 "venue_district": venues.get(v["venue_id"], {}).get("district"),
+                 "venue_district_id": venues.get(v["venue_id"], {}).get("district_id")}
                 for v in visits]

@@ -5,10 +5,19 @@ the close (`venues.session_updated`) moves it too, and an allocation taken early
 event still on its way) goes back to waiting when the session's current close is still
 ahead: the allocation never runs while claims may still come. The plan (seed, order) is
 recorded before any hold, so an allocator that dies mid-way is resumed from it.
+
+The facts the order weighs (confirmed visits and no-shows this term, per school) come from
+monitoring's `school_history`, the same facts the district's figures count (issue 14,
+item 7): one call per allocation for every school in the draw. If monitoring does not
+answer (in time, or at all, or with a malformed answer), booking counts its own claims
+(`BookingRepository.school_facts`). Each recorded plan item names the source of its facts
+(`facts_source`: "monitoring" or "booking"), and `explain` replays from the recorded facts,
+never asking either again.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -16,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from services.booking import allocation, claim_events
 from services.booking.claim_flow import ClaimFlow
 from services.booking.claims import new_claim, seats_of
-from services.booking.ports import Venues
+from services.booking.ports import SchoolHistory, Venues
 from services.booking.repository import BookingRepository
 from services.booking.seating import Seating
 from services.booking.waitlist import Waitlist
@@ -24,13 +33,18 @@ from services.kit import clock
 from services.kit.errors import NotFound
 
 ALLOCATION_LEASE_S = 30
+MONITORING, BOOKING = "monitoring", "booking"  # where an allocation's facts came from
+
+log = logging.getLogger("kepu.booking")
 
 
 class WindowAllocation:
     def __init__(self, repo: BookingRepository, venues: Venues, seating: Seating,
-                 waitlist: Waitlist, claims: ClaimFlow) -> None:
+                 waitlist: Waitlist, claims: ClaimFlow,
+                 history: SchoolHistory | None = None) -> None:
         self.repo = repo
         self.venues = venues
+        self.history = history
         self.seating = seating
         self.waitlist = waitlist
         self.claims = claims
@@ -75,19 +89,54 @@ class WindowAllocation:
 
     def _plan(self, session_id: str, seats_left: int) -> dict[str, Any]:
         """Order the pending claims (recorded once: a resumed allocation keeps the first)."""
-        pending = self.repo.claims_on_session(session_id, ("pending",))
+        pending = sorted(self.repo.claims_on_session(session_id, ("pending",)),
+                         key=lambda c: c["_id"])
+        history, source = self.school_history(pending)
         candidates = []
-        for claim in sorted(pending, key=lambda c: c["_id"]):
+        for claim in pending:
             school = self.repo.school(claim["school_id"])
-            facts = self.repo.school_facts(claim["school_id"], claim["term"])
+            facts = history[(claim["school_id"], claim["term"])]
             candidates.append(allocation.Candidate(
                 claim["_id"], claim["school_id"],
                 bool(school.get("rural") or school.get("under_resourced")),
                 facts["confirmed_visits"], facts["no_shows"],
                 tuple((g["label"], seats_of([g])) for g in claim["groups"])))
         seed = allocation.new_seed()
-        plan = allocation.plan(candidates, seats_left, seed)
+        plan = [{**item, "facts_source": source}
+                for item in allocation.plan(candidates, seats_left, seed)]
         return self.repo.record_plan(session_id, seed, seats_left, plan)
+
+    def school_history(self, claims: list[dict[str, Any]]
+                       ) -> tuple[dict[tuple[str, str], dict[str, int]], str]:
+        """({(school, term): {confirmed_visits, no_shows}}, where they came from): asked of
+        monitoring once for all the schools (a session's claims share its term), else
+        counted by booking."""
+        wanted: dict[str, list[str]] = {}
+        for claim in claims:
+            wanted.setdefault(claim["term"], []).append(claim["school_id"])
+        wanted = {term: sorted(set(ids)) for term, ids in wanted.items()}
+        if self.history is not None and wanted:
+            try:
+                return self._asked(wanted), MONITORING
+            except Exception as exc:  # noqa: BLE001 - any failure: count our own
+                log.warning("window allocation: monitoring's school history unavailable "
+                            "(%s); using booking's own counts", exc)
+        return {(sid, term): self.repo.school_facts(sid, term)
+                for term, ids in wanted.items() for sid in ids}, BOOKING
+
+    def _asked(self, wanted: dict[str, list[str]]) -> dict[tuple[str, str], dict[str, int]]:
+        """Monitoring's answer, checked: every school asked about, two counts each."""
+        assert self.history is not None
+        out = {}
+        for term, ids in wanted.items():
+            answer = self.history.school_history(ids, term)
+            for sid in ids:
+                facts = answer[sid]
+                counts = {k: facts[k] for k in ("confirmed_visits", "no_shows")}
+                if not all(type(v) is int and v >= 0 for v in counts.values()):
+                    raise ValueError(f"school_history answered {facts!r} for {sid}")
+                out[(sid, term)] = counts
+        return out
 
     def _place(self, session_id: str, closes: str, item: dict[str, Any]) -> None:
         """Carry out one claim's line of the plan (again, harmlessly, after a crash)."""

@@ -6,4 +6,12 @@ outbox and event handlers check against. Contracts depend on kit's leaf modules 
 boundary, errors, registry, envelope); kit never imports this package.
 """
 
-from services.contracts import booking, funding, identity, notifications, venues  # noqa: F401
+from services.contracts import (  # noqa: F401
+    admissions,
+    booking,
+    funding,
+    identity,
+    monitoring,
+    notifications,
+    venues,
+)

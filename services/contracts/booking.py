@@ -17,22 +17,40 @@ from services.contracts.common import (
 )
 from services.contracts.registry import event
 
+DISTRICT_ID = validate.Length(min=1, max=64)
+
+
+def _needs_district(data: dict) -> None:
+    if not data.get("district_id") and not data.get("district"):
+        raise ValidationError("required: the district's id (from POST /v1/districts)",
+                              "district_id")
+
 
 class SchoolRegistration(Strict):
-    """What an admin sends to register a school."""
+    """What an admin sends to register a school.
+
+    `district_id` names the district (identity's organisation). While the move from names
+    to ids lasts, the old `district` name alone is still accepted (docs/districts.md).
+    """
 
     name = fields.String(required=True, validate=NAME)
-    district = fields.String(required=True, validate=DISTRICT)
+    district_id = fields.String(load_default=None, validate=DISTRICT_ID)
+    district = fields.String(load_default=None, validate=DISTRICT)
     location = fields.Nested(Location, required=True)
     rural = fields.Boolean(load_default=False)
     under_resourced = fields.Boolean(load_default=False)
     students = Whole(required=True, validate=validate.Range(min=1, max=100_000))
 
+    @validates_schema
+    def _district(self, data: dict, **kwargs: object) -> None:
+        _needs_district(data)
+
 
 class School(Strict):
     school_id = fields.String(required=True)
     name = fields.String(required=True)
-    district = fields.String(required=True)
+    district_id = fields.String(allow_none=True)  # None: registered by name, not yet migrated
+    district = fields.String(required=True)  # the district's name, for people
     location = fields.Nested(Location, required=True)
     rural = fields.Boolean(required=True)
     under_resourced = fields.Boolean(required=True)
@@ -47,6 +65,9 @@ class SchoolRegistered(EventData):
     school_id = fields.String(required=True)
     name = fields.String(required=True)
     district = fields.String(required=True)
+    # added: identity's district id (None for a school registered by name before the
+    # migration linked it)
+    district_id = fields.String(load_default=None, allow_none=True)
     location = fields.Nested(LocationData, required=True)
     rural = fields.Boolean(required=True)
     under_resourced = fields.Boolean(required=True)
@@ -129,9 +150,24 @@ class AllocationCompleted(EventData):
     waitlisted = fields.List(fields.String(), required=True)
 
 
+class GroupAttendanceData(EventData):
+    """Who came of one class: `pupil_ids` (roster ids, never names) when the attendance
+    was taken per pupil, None when only a head count was given."""
+
+    label = fields.String(required=True)
+    students_booked = Whole(required=True)
+    students_attended = Whole(required=True)
+    pupil_ids = fields.List(fields.String(), load_default=None, allow_none=True)
+
+
 @event("booking.visit_attended", 1)
 class VisitAttended(EventData):
-    """The venue recorded who came, per claim."""
+    """Who came, per claim: recorded by the venue, or by the school for its own trip.
+
+    `students_attended` is always the head count. Added fields (compatible): `district_id`,
+    `form` (`count` or `pupils`), `groups` (per class, with `pupil_ids` for the `pupils`
+    form, so monitoring can count distinct pupils), `recorded_by_role`.
+    """
 
     claim_id = fields.String(required=True)
     school_id = fields.String(required=True)
@@ -143,6 +179,11 @@ class VisitAttended(EventData):
     students_attended = Whole(required=True)
     teachers_attended = Whole(required=True)
     no_show = fields.Boolean(required=True)
+    district_id = fields.String(load_default=None, allow_none=True)
+    form = fields.String(load_default="count", validate=validate.OneOf(("count", "pupils")))
+    groups = fields.List(fields.Nested(GroupAttendanceData), load_default=None,
+                         allow_none=True)
+    recorded_by_role = fields.String(load_default=None, allow_none=True)
 
 
 # -- tutor visits (请进来) --------------------------------------------------------------------
@@ -153,7 +194,10 @@ class TutorVisitData(EventData):
     tutor_level = fields.String(required=True)
     venue_id = fields.String(required=True)
     school_id = fields.String(required=True)
-    district = fields.String(required=True)
+    district = fields.String(required=True)  # the school's district, by name
+    # added: the school's district id, the finance org whose budget pays (None for a
+    # school not yet linked by the migration: funding then keys on `district`)
+    district_id = fields.String(load_default=None, allow_none=True)
     date = Day(required=True)  # the visit day, Asia/Shanghai
     term = fields.String(required=True)
     hours = fields.Float(required=True)
@@ -272,10 +316,34 @@ class CancelRequest(Strict):
                            validate=validate.Length(min=1, max=500))
 
 
+class PupilsPresent(Strict):
+    """Who of one class came, as roster pupil ids (`GET` of the class roster)."""
+
+    label = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    pupil_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                            required=True, validate=validate.Length(max=200))
+
+    @validates_schema
+    def _distinct(self, data: dict, **kwargs: object) -> None:
+        ids = data.get("pupil_ids") or []
+        if len(set(ids)) != len(ids):
+            raise ValidationError("each pupil may appear once", "pupil_ids")
+
+
 class AttendanceRecord(Strict):
+    """One claim's attendance: a head count (`students`) or who came (`groups`)."""
+
     claim_id = fields.String(required=True)
-    students = Whole(required=True, validate=validate.Range(min=0, max=2000))
+    students = Whole(validate=validate.Range(min=0, max=2000))
+    groups = fields.List(fields.Nested(PupilsPresent),
+                         validate=[validate.Length(min=1, max=30), _unique_labels])
     teachers = Whole(load_default=0, validate=validate.Range(min=0, max=200))
+
+    @validates_schema
+    def _one_form(self, data: dict, **kwargs: object) -> None:
+        if ("students" in data) == ("groups" in data):
+            raise ValidationError("give either a head count or groups of pupil ids",
+                                  "students")
 
 
 class AttendanceRequest(Strict):
@@ -287,6 +355,14 @@ class ClaimQuery(Strict):
     status = fields.String(validate=validate.OneOf(CLAIM_STATUSES))
     session_id = fields.String()
     school_id = fields.String()
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String()
+
+
+class SchoolQuery(Strict):
+    """`GET /v1/schools`: a district's schools (district and finance staff: their own)."""
+
+    district_id = fields.String(validate=DISTRICT_ID)  # admins only; others get their own
     limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String()
 
@@ -312,8 +388,11 @@ class TutorVisitView(Strict):
     hours = fields.Float(required=True)
     students = Whole(required=True)
     subject = fields.String(allow_none=True)
+    district_id = fields.String(allow_none=True)  # the school's district
+    district = fields.String(allow_none=True)  # its name
     venue_name = fields.String(allow_none=True)  # the tutor's venue as it is called now
     venue_district = fields.String(allow_none=True)
+    venue_district_id = fields.String(allow_none=True)
     status = fields.String(required=True)  # booked, delivered, confirmed, cancelled
     created_at = Instant(required=True)
     updated_at = Instant(required=True)
@@ -332,3 +411,36 @@ class AllocationExplanation(Strict):
     seed = fields.String(required=True)
     reproduced = fields.Boolean(required=True)
     order = fields.List(fields.Dict(), required=True)
+
+
+class AllocationItem(Strict):
+    """One claim's line of a window allocation: its place, the facts that decided it, and
+    what it got (`placed` and `waiting` are class labels)."""
+
+    claim_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    rank = Whole(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(
+        ("confirmed", "partial", "waitlisted")))
+    placed = fields.List(fields.String(), required=True)
+    waiting = fields.List(fields.String(), required=True)
+    priority_school = fields.Boolean(required=True)
+    confirmed_visits = Whole(required=True)
+    no_shows = Whole(required=True)
+    lottery = fields.String(required=True)  # sha256(seed:claim_id), hex
+    reason = fields.String(required=True)
+
+
+class AllocationView(Strict):
+    """`GET /v1/sessions/{session_id}/allocation`: a school sees only its own items."""
+
+    session_id = fields.String(required=True)
+    state = fields.String(required=True)  # open (window not closed), placing, completed
+    closes_at = Instant(allow_none=True)
+    rules = fields.List(fields.String(), required=True)  # the order, first rule first
+    seed = fields.String(allow_none=True)
+    seats_left = Whole(allow_none=True)  # seats there were to allocate
+    planned_at = Instant(allow_none=True)
+    claims = Whole(required=True)  # how many claims were in the draw
+    reproduced = fields.Boolean(allow_none=True)  # re-running from the seed gives this order
+    items = fields.List(fields.Nested(AllocationItem), required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -77,8 +78,22 @@ def time_zone(name: str) -> bool:
     return True
 
 
-NAME = validate.Length(min=1, max=200)
-DISTRICT = validate.Length(min=1, max=100)
+def class_label_key(label: str) -> str:
+    """A class label as compared, never as shown: `五年级（2）班`, `五年级(2)班` and
+    `五年级 (2) 班` are one class. NFKC folds full-width punctuation, digits and letters
+    to their ASCII forms; whitespace is dropped and letters case-folded."""
+    return "".join(unicodedata.normalize("NFKC", label or "").casefold().split())
+
+
+def printable(text: str) -> bool:
+    """No control characters (NUL, line breaks, …) in a name people read and match on."""
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise ValidationError("may not contain control characters")
+    return True
+
+
+NAME = validate.And(validate.Length(min=1, max=200), printable)
+DISTRICT = validate.And(validate.Length(min=1, max=100), printable)
 
 
 class Instant(fields.Field):

@@ -1,4 +1,4 @@
-"""The event envelope (DESIGN.md, 'Event envelope'); defined in `services.kit.envelope`."""
+"""The event envelope (docs/architecture.md, "RPC and events"), from `services.kit.envelope`."""
 
 from services.kit.envelope import TYPE_PATTERN, EnvelopeSchema, new_envelope, routing
 

@@ -12,10 +12,12 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from services.contracts.common import (
     Day,
+    EventData,
     Instant,
     Strict,
     Whole,
 )
+from services.contracts.registry import event
 from services.contracts.terms import TERM_PATTERN
 from services.contracts.venues import TUTOR_LEVELS
 
@@ -369,3 +371,23 @@ class ReportView(Strict):
     by_tutor = fields.List(fields.Dict(), required=True)
     totals = fields.Dict(required=True)
     ledger = fields.Dict(required=True)
+
+
+# -- events ------------------------------------------------------------------------------
+@event("funding.subsidy_paid", 1)
+class SubsidyPaid(EventData):
+    """A tutor visit's subsidy reached the tutor: its payout line was matched, amount and
+    reference, on an imported bank statement (the accrual became `paid`). Not sent when a
+    run is approved or exported: money sent is not money paid until the bank says so."""
+
+    visit_id = fields.String(required=True)
+    school_id = fields.String(required=True)
+    # the district's id (`dis_…`); an accrual written before the district migration names
+    # the district instead
+    district_id = fields.String(required=True)
+    term = fields.String(required=True, validate=TERM)
+    amount_fen = Whole(required=True, validate=validate.Range(min=0, max=MAX_FEN))
+    paid_at = Instant(required=True)
+    tutor_id = fields.String(required=True)
+    statement_id = fields.String(required=True)
+    reference = fields.String(required=True)  # the payout line's bank reference

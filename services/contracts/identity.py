@@ -164,6 +164,43 @@ class MemberQuery(Strict):
     cursor = fields.String(load_default=None, allow_none=True, validate=SHORT)
 
 
+class PeopleQuery(Strict):
+    """`GET /v1/people?ids=usr_a,usr_b`: up to 100 user ids, comma-separated."""
+
+    ids = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class Person(Strict):
+    """A person as colleagues see them in lists: a display name, nothing else."""
+
+    user_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+
+
+class Provision(Strict):
+    """`identity.provision` (operators: `kepu user create-admin`, the demo): a person with a
+    password and one membership, without an invitation."""
+
+    identifier = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=PASSWORD)
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGUAGES))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    org_id = fields.String(load_default=None, allow_none=True, validate=SHORT)
+    manager = fields.Boolean(load_default=False)
+    set_password = fields.Boolean(load_default=False)  # an existing person's too (demo)
+
+
+class MintedToken(Strict):
+    """`identity.record_token`: what `kepu token` minted, for the audit trail."""
+
+    jti = fields.String(required=True, validate=SHORT)
+    sub = fields.String(required=True, validate=SHORT)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    org_id = fields.String(load_default=None, allow_none=True, validate=SHORT)
+    ttl_s = fields.Integer(required=True, validate=validate.Range(min=1, max=86_400))
+
+
 # -- districts ---------------------------------------------------------------------------
 class DistrictRegistration(Strict):
     """`POST /v1/districts`: an education bureau as an organisation (admin)."""
@@ -202,6 +239,8 @@ class ApiKeyQuery(Strict):
 class AuditEntry(Strict):
     """One request the gateway answered, as it records it (`record_requests`)."""
 
+    entry_id = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Regexp(r"\A[0-9a-f]{32}\Z"))
     method = fields.String(required=True, validate=validate.OneOf(HTTP_METHODS))
     route = fields.String(required=True, validate=validate.Length(min=1, max=200))
     resource_id = fields.String(load_default=None, allow_none=True, validate=SHORT)
@@ -322,3 +361,24 @@ class ApiKeyRevoked(EventData):
     api_key_id = fields.String(required=True)
     prefix = fields.String(required=True)
     org_id = fields.String(required=True)
+
+
+# -- what clients send over HTTP: the RPC payloads without `client` (the gateway fills it
+# from the connection, so a caller cannot choose the address the throttle counts) --------
+def _without_client(schema: type[Strict], name: str) -> type[Strict]:
+    declared = {k: v for k, v in schema._declared_fields.items() if k != "client"}
+    return type(name, (Strict,), {**declared, "__doc__": schema.__doc__})
+
+
+LoginBody = _without_client(Login, "LoginBody")
+RefreshBody = _without_client(Refresh, "RefreshBody")
+LogoutBody = _without_client(Logout, "LogoutBody")
+SwitchBody = _without_client(Switch, "SwitchBody")
+PasswordResetRequestBody = _without_client(PasswordResetRequest, "PasswordResetRequestBody")
+PasswordResetBody = _without_client(PasswordReset, "PasswordResetBody")
+AcceptanceBody = _without_client(Acceptance, "AcceptanceBody")
+
+
+class DistrictQuery(Strict):
+    limit = fields.Integer(load_default=50, validate=LIMIT)
+    cursor = fields.String(load_default=None, allow_none=True, validate=SHORT)

@@ -40,12 +40,20 @@ class Contact(Strict):
 
 
 
+DISTRICT_ID = validate.Length(min=1, max=64)
+
+
 class VenueRegistration(Strict):
-    """What an admin sends to register a venue."""
+    """What an admin sends to register a venue.
+
+    `district_id` names the district (identity's organisation). While the move from names
+    to ids lasts, the old `district` name alone is still accepted (docs/districts.md).
+    """
 
     name = fields.String(required=True, validate=NAME)
     kind = fields.String(required=True, validate=validate.OneOf(VENUE_KINDS))
-    district = fields.String(required=True, validate=DISTRICT)
+    district_id = fields.String(load_default=None, validate=DISTRICT_ID)
+    district = fields.String(load_default=None, validate=DISTRICT)
     location = fields.Nested(Location, required=True)
     address = fields.String(required=True, validate=validate.Length(min=1, max=300))
     timezone = fields.String(load_default="Asia/Shanghai", validate=time_zone)
@@ -53,12 +61,19 @@ class VenueRegistration(Strict):
     accessibility = fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(max=1000))
 
+    @validates_schema
+    def _district(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("district_id") and not data.get("district"):
+            raise ValidationError("required: the district's id (from POST /v1/districts)",
+                                  "district_id")
+
 
 class Venue(Strict):
     venue_id = fields.String(required=True)
     name = fields.String(required=True)
     kind = fields.String(required=True)
-    district = fields.String(required=True)
+    district_id = fields.String(allow_none=True)  # None: registered by name, not yet migrated
+    district = fields.String(required=True)  # the district's name, for people
     location = fields.Nested(Location, required=True)
     address = fields.String(required=True)
     timezone = fields.String(required=True)
@@ -81,6 +96,18 @@ class VenueRegistered(EventData):
     # added: the record's version (0 when registered, +1 per edit), so a directory kept
     # from these events can ignore an older update delivered late; None from older producers
     version = Whole(load_default=None, allow_none=True)
+    # added: identity's district id (None for a venue registered by name before the
+    # migration linked it)
+    district_id = fields.String(load_default=None, allow_none=True)
+
+
+class VenueQuery(Strict):
+    """`GET /v1/venues`: venues, narrowed to a district and/or a kind, paged."""
+
+    district_id = fields.String(validate=DISTRICT_ID)
+    kind = fields.String(validate=validate.OneOf(VENUE_KINDS))
+    limit = Whole(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
 
 
 class VenueChange(Strict):
@@ -111,10 +138,15 @@ class VenueUpdated(VenueRegistered):
 # -- sessions --------------------------------------------------------------------------
 CATEGORIES = ("science", "moral", "tutoring", "sports", "arts", "labour", "tradition",
               "innovation")
-AUDIENCES = ("students", "family")
+# students: school claims (booking); family: households book (admissions, 亲子);
+# teachers: school staff book individual training seats (admissions)
+AUDIENCES = ("students", "family", "teachers")
+PERSON_CATEGORIES = ("adult", "child", "student")
+MAX_PEOPLE_PER_BOOKING = 20
 CLAIM_POLICIES = ("first_come", "window")
 SESSION_STATUSES = ("open", "cancelled")  # "past" and "started" are derived from the clock
 CATALOGUE_STATUSES = ("open", "started", "past", "cancelled")
+# over_school_limit: over the party's limit (a school's, or a household's on family sessions)
 HOLD_REFUSALS = ("full", "over_school_limit", "closed", "cancelled", "not_found")
 MAX_CAPACITY = 10_000
 MAX_OCCURRENCES = 200  # sessions in one series
@@ -146,6 +178,17 @@ class SessionTime(Instant):
         if not _sane(stamp):
             raise self.make_error("range")
         return stamp
+
+
+class Prices(Strict):
+    """Prices per person category in fen (分); a category left out costs `price_fen`."""
+
+    adult = Whole(load_default=None, allow_none=True,
+                  validate=validate.Range(min=0, max=10_000_000))
+    child = Whole(load_default=None, allow_none=True,
+                  validate=validate.Range(min=0, max=10_000_000))
+    student = Whole(load_default=None, allow_none=True,
+                    validate=validate.Range(min=0, max=10_000_000))
 
 
 class Supervision(Strict):
@@ -195,6 +238,24 @@ def _school_limit_within_capacity(values: dict[str, Any], now: datetime) -> Refu
     return []
 
 
+def _household_limits_for_families(values: dict[str, Any], now: datetime) -> Refusals:
+    """Household limits mean something only where households book (family sessions)."""
+    audience = values.get("audience")
+    if audience is None:  # a change to a published session: these are set at publishing
+        return []
+    if audience == "family":
+        wrong = []
+        if values.get("max_seats_per_school") is not None:
+            wrong.append(("max_seats_per_school", "family sessions: use max_seats_per_household"))
+        limit, capacity = values.get("max_seats_per_household"), values.get("capacity")
+        if limit is not None and capacity is not None and limit > capacity:
+            wrong.append(("max_seats_per_household", "must not exceed capacity"))
+        return wrong
+    return [(name, "only applies to family sessions") for name in
+            ("max_seats_per_household", "households_may_book_again")
+            if values.get(name) not in (None, False)]
+
+
 def _window_fits_policy(values: dict[str, Any], now: datetime) -> Refusals:
     """A window session needs a window that closes in the future, before the session."""
     policy, closes = values.get("claim_policy"), values.get("window_closes_at")
@@ -213,7 +274,8 @@ def _window_fits_policy(values: dict[str, Any], now: datetime) -> Refusals:
 
 
 SESSION_RULES = (_starts_in_future, _ends_after_start, _grades_in_order,
-                 _school_limit_within_capacity, _window_fits_policy)
+                 _school_limit_within_capacity, _window_fits_policy,
+                 _household_limits_for_families)
 
 
 def session_errors(values: dict[str, Any], now: datetime) -> dict[str, list[str]]:
@@ -283,6 +345,15 @@ class SessionDraft(Strict):
     what_to_bring = fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(max=2000))
     repeat = fields.Nested(Repeat, load_default=None, allow_none=True)
+    # family and teacher sessions (admissions): prices per person category, people per
+    # booking, seats per household (the hold's per-party limit) and whether a household
+    # may book the same session more than once
+    prices_fen = fields.Nested(Prices, load_default=None, allow_none=True)
+    max_people_per_booking = Whole(load_default=None, allow_none=True, validate=validate.Range(
+        min=1, max=MAX_PEOPLE_PER_BOOKING))
+    max_seats_per_household = Whole(load_default=None, allow_none=True,
+                                    validate=validate.Range(min=1, max=MAX_CAPACITY))
+    households_may_book_again = fields.Boolean(load_default=False)
 
     @validates_schema
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -395,6 +466,7 @@ class CatalogueQuery(Strict):
     venue_id = fields.String(validate=validate.Length(min=1, max=64))
     series_id = fields.String(validate=validate.Length(min=1, max=64))
     district = fields.String(validate=DISTRICT)
+    district_id = fields.String(validate=DISTRICT_ID)
     status = fields.String(load_default="open")
     near = Near(metadata={"type": "string", "example": "31.2304,121.4737",
                           "description": "lat,lon: sort by distance, add distance_km"})
@@ -451,6 +523,10 @@ class SessionView(Strict):
     distance_km = fields.Float(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     created_at = Instant()
+    prices_fen = fields.Dict(keys=fields.String(), values=Whole())  # adult, child, student
+    max_people_per_booking = Whole(allow_none=True)
+    max_seats_per_household = Whole(allow_none=True)
+    households_may_book_again = fields.Boolean()
 
 
 class SeriesView(Strict):

@@ -1,4 +1,4 @@
-"""Funding: the money a district spends on tutor subsidies, to the fen (see DESIGN.md).
+"""Funding: the money a district spends on tutor subsidies, to the fen (docs/ledger.md).
 
     accounts        the chart of accounts (budget, source, payable, transit, paid)
     ledger          double-entry postings without transactions (read docs/ledger.md first)
@@ -11,4 +11,5 @@
                     (through kit.spreadsheets: cells are data, never formulas)
     staff           who may act: finance staff, for their own district
     requests        Idempotency-Keys bound to what a request creates
+    districts       district names to ids in the books (`kepu migrate districts`)
 """

@@ -9,7 +9,8 @@ most 40 characters of it: a bank's file may hold anything, thousands of digits i
 Each line is matched by reference, then amount:
 
 - `matched`: a sent payout with that reference and amount; it is posted as paid
-  (transit -> paid, one posting per statement and term) and its visits become `paid`;
+  (transit -> paid, one posting per statement and term) and its visits become `paid`,
+  each announcing `funding.subsidy_paid` from its outbox (the write that marks it paid);
 - `amount_mismatch`: the reference is ours but the amount differs; nothing is posted;
 - `unknown_reference`: no payout of this district has that reference;
 - `duplicate_line`: the reference appeared earlier in the same statement;
@@ -36,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -46,6 +47,7 @@ from services.funding.ledger import Entry, Ledger
 from services.funding.requests import Requests
 from services.kit import clock
 from services.kit.errors import Conflict, NotFound, ValidationFailed
+from services.kit.outbox import add_events, event
 from services.kit.pages import page, sort_key
 
 MAX_LINES = 200_000
@@ -63,6 +65,18 @@ MAX_DIGITS = len(str(MAX_FEN))  # digits of the largest amount in fen, leading z
 ECHO = 40  # characters of a cell an error message quotes
 MAX_REFERENCE = 100
 MAX_KEPT = 200  # characters of date, payee and memo kept on a finding
+
+
+PAID_FIELDS = {"school_id": 1, "district": 1, "term": 1, "amount_fen": 1, "tutor_id": 1}
+
+
+def paid_event(accrual: dict[str, Any], stm_id: str, reference: str, now: str
+               ) -> dict[str, Any]:
+    """The data of `funding.subsidy_paid` for an accrual a statement just paid."""
+    return {"visit_id": accrual["_id"], "school_id": accrual["school_id"],
+            "district_id": accrual["district"], "term": accrual["term"],
+            "amount_fen": int(accrual["amount_fen"]), "paid_at": now,
+            "tutor_id": accrual["tutor_id"], "statement_id": stm_id, "reference": reference}
 
 
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -299,7 +313,7 @@ class Reconciliation:
                 finding["kind"] = "already_paid"
         findings += self._not_on_statement(stm_id, district, set(refs))
         self._insert(findings)
-        self._mark_visits_paid(matched.values(), now)
+        self._mark_visits_paid(stm_id, matched.values(), now)
         matched_fen = self._post_payments(stm, matched.values())
         counts: dict[str, int] = defaultdict(int)
         for finding in findings:
@@ -362,13 +376,23 @@ class Reconciliation:
             self.findings.update_many({"_id": {"$in": [f["_id"] for f in chunk]}},
                                       {"$set": {"kind": "already_paid"}})
 
-    def _mark_visits_paid(self, matched: Any, now: str) -> None:
-        """The visits of matched payout lines are paid (found by id: lines list them)."""
-        visit_ids = [v for p in matched for v in p.get("visit_ids") or []]
-        for chunk in _chunks(visit_ids):
-            self.accruals.update_many({"_id": {"$in": list(chunk)}, "status": "in_transit"},
-                                      {"$set": {"status": "paid", "paid_at": now,
-                                                "updated_at": now}})
+    def _mark_visits_paid(self, stm_id: str, matched: Any, now: str) -> None:
+        """The visits of matched payout lines are paid (found by id: lines list them).
+
+        Each accrual turns `paid` in one conditional write that also stages its
+        `funding.subsidy_paid` in its outbox: a resumed import finds it paid already and
+        stages nothing again. A bulk of single updates (each carries its own event), not
+        one update_many."""
+        reference = {v: p["_id"] for p in matched for v in p.get("visit_ids") or []}
+        for chunk in _chunks(list(reference)):
+            ops = [UpdateOne({"_id": acc["_id"], "status": "in_transit"}, add_events(
+                {"$set": {"status": "paid", "paid_at": now, "updated_at": now}},
+                event("funding.subsidy_paid", paid_event(acc, stm_id, reference[acc["_id"]],
+                                                         now))))
+                   for acc in self.accruals.find(
+                       {"_id": {"$in": list(chunk)}, "status": "in_transit"}, PAID_FIELDS)]
+            if ops:
+                self.accruals.bulk_write(ops, ordered=False)
 
     def _post_payments(self, stm: dict[str, Any], matched: Any) -> int:
         by_term: dict[str, int] = defaultdict(int)

@@ -9,6 +9,7 @@ from pymongo.database import Database
 from services.funding import reports
 from services.funding.accruals import Accruals
 from services.funding.budgets import Budgets
+from services.funding.districts import FundingDistricts
 from services.funding.ledger import Ledger
 from services.funding.payouts import Payouts
 from services.funding.rate_cards import RateCards
@@ -20,7 +21,8 @@ from services.kit.request_keys import RequestKeys
 
 
 class FundingRepository(Repository):
-    outbox_collections = ()
+    # accruals carry `funding.subsidy_paid`, staged in the write that marks them paid
+    outbox_collections = ("accruals",)
 
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(db, settings)
@@ -31,6 +33,7 @@ class FundingRepository(Repository):
         self.budgets = Budgets(self.ledger, self.requests)
         self.payouts = Payouts(self.db, self.ledger, self.requests)
         self.reconciliation = Reconciliation(self.db, self.ledger, self.requests)
+        self.districts = FundingDistricts(self.db)  # names to ids (kepu migrate districts)
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()

@@ -47,6 +47,7 @@ from services.kit.context import LogContext
 from services.kit.errors import NotFound, validation_error
 from services.kit.events import subscribe
 from services.kit.health import Health
+from services.kit.migrations import checked_mapping
 from services.kit.mongo import Store
 from services.kit.pages import page
 
@@ -197,12 +198,24 @@ class FundingService(Health):
     # -- accruals -----------------------------------------------------------------------
     @subscribe("booking.tutor_visit_confirmed")
     def on_visit_confirmed(self, event: dict[str, Any]) -> None:
-        self.store.accruals.on_confirmed(event["data"])
+        self.store.accruals.on_confirmed(self.store.districts.resolve(event["data"]))
 
     @subscribe("booking.tutor_visit_cancelled")
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        data = event["data"]
+        data = self.store.districts.resolve(event["data"])
         self.store.accruals.on_cancelled(data, data["previous_status"])
+
+    # -- districts: names to ids (`kepu migrate districts`, kit.migrations) ----------------
+    @rpc
+    def district_names(self, actor: dict[str, Any]) -> list[str]:
+        self.actors(actor).require(detail="only an admin migrates districts")
+        return sorted(self.store.districts.names())
+
+    @rpc
+    def adopt_district_ids(self, mapping: dict[str, str], actor: dict[str, Any]
+                           ) -> dict[str, int]:
+        self.actors(actor).require(detail="only an admin migrates districts")
+        return self.store.districts.adopt(checked_mapping(mapping))
 
     @rpc
     def list_accruals(self, actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:

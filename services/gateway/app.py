@@ -20,10 +20,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from services.gateway import health
+from services.gateway.audit_trail import STATE_CHANGING, AuditTrail
 from services.gateway.body import parse_json
+from services.gateway.downloads import unsendable_headers
 from services.gateway.idempotency import IdempotencyKeys, Stored, fingerprint
 from services.gateway.limits import DEFAULT_MAX_BODY
 from services.gateway.openapi import build_spec
+from services.gateway.principals import Verifier
 from services.gateway.problems import (
     PROBLEM_JSON,
     Problem,
@@ -31,14 +34,22 @@ from services.gateway.problems import (
     problem_response,
     unauthorized,
 )
+from services.gateway.revocations import Listener
 from services.gateway.routes import all_routes
 from services.gateway.routing import Call, Route
-from services.gateway.throttle import Throttle, client_address, group_of, parse_rates
+from services.gateway.throttle import (
+    Throttle,
+    client_address,
+    group_of,
+    parse_rates,
+    trusted_networks,
+)
 from services.kit import auth
+from services.kit import services as registry
 from services.kit.actor import actor_key
 from services.kit.boundary import load
 from services.kit.config import Settings
-from services.kit.errors import DomainError
+from services.kit.errors import DomainError, Unauthenticated
 from services.kit.logs import clip, correlation_id, new_correlation_id
 from services.kit.mongo import connect
 from services.kit.rpc_client import RpcClient
@@ -48,6 +59,9 @@ log = logging.getLogger("kepu.gateway")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _ID_SEGMENT = re.compile(r"^[a-z]{2,5}_[0-9a-f]{16}$|^[A-Za-z0-9_-]{1,24}$")
 ROUTE_KEY = "kepu.route"  # the environ key holding the matched route's template
+PRINCIPAL_KEY = "kepu.principal"  # ... the verified caller
+ARGS_KEY = "kepu.path_args"  # ... the matched path's arguments
+CLIENT_KEY = "kepu.client"  # ... the client address (KEPU_TRUSTED_PROXIES)
 
 
 def loggable_path(environ: dict[str, Any], path: str) -> str:
@@ -64,8 +78,10 @@ def loggable_path(environ: dict[str, Any], path: str) -> str:
 class Gateway:
     def __init__(self, settings: Settings, max_body: int = DEFAULT_MAX_BODY, *,
                  rpc: Any = None, mongo: Any = None, keys: IdempotencyKeys | None = None,
-                 throttle: Throttle | None = None, routes: list[Route] | None = None) -> None:
+                 throttle: Throttle | None = None, routes: list[Route] | None = None,
+                 audit: AuditTrail | None = None) -> None:
         self.settings = settings
+        real = rpc is None
         self.max_body = max_body
         self.rpc = rpc if rpc is not None else RpcClient(settings.amqp_url,
                                                          timeout=settings.rpc_timeout_s)
@@ -73,11 +89,31 @@ class Gateway:
         self.actor_key = actor_key(settings.jwt_secret)
         self.keys = keys or IdempotencyKeys(self.mongo[settings.database("gateway")].idempotency)
         self.throttle = throttle or Throttle(parse_rates(settings.rate_limits))
+        self.trusted_proxies = trusted_networks(settings.trusted_proxies)
         self.ready = health.Readiness(self)
         self._indexed = threading.Event()
         self.routes = all_routes() if routes is None else list(routes)
         self.url_map = Map([Rule(r.path, endpoint=r, methods=[r.method]) for r in self.routes])
         self._spec: dict[str, Any] | None = None
+        self.verifier = Verifier(settings.jwt_secret,
+                                 lambda raw: self.rpc.call("identity", "verify_api_key", raw))
+        self.audit = audit or AuditTrail(
+            lambda batch: self.rpc.call("identity", "record_requests", batch))
+        self.listener: Listener | None = None
+        if real and "identity" in registry.selected():  # a serving process with identity
+            # (not unit tests' apps; a partial stack without identity has no cut-offs)
+            self.listener = Listener(settings.amqp_url, self.verifier.cutoffs,
+                                     self.verifier.keys,
+                                     lambda: self.rpc.call("identity", "recent_cutoffs",
+                                                           timeout=5)).start()
+        if real:
+            self.audit.start()
+
+    def close(self) -> None:
+        """Stop listening and flush the audit buffer (gunicorn's worker_exit)."""
+        if self.listener is not None:
+            self.listener.stop()
+        self.audit.close()
 
     # -- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -98,14 +134,36 @@ class Gateway:
         finally:
             correlation_id.reset(token)
         response.headers["X-Request-Id"] = rid
+        if request.method in STATE_CHANGING and ROUTE_KEY in environ:
+            self.record(environ, request.method, response, rid)
         return response(environ, start_response)
+
+    def record(self, environ: dict[str, Any], method: str, response: Response,
+               rid: str) -> None:
+        """The audit record of a state-changing request, after it was answered."""
+        principal: auth.Principal | None = environ.get(PRINCIPAL_KEY)
+        args = environ.get(ARGS_KEY) or {}
+        resource = next(reversed(args.values()), None) if args else None
+        location = response.headers.get("Location")
+        if resource is None and location:
+            resource = location.rstrip("/").rsplit("/", 1)[-1]
+        self.audit.record({
+            "method": method, "route": environ[ROUTE_KEY],
+            "resource_id": clip(str(resource), 200) if resource else None,
+            "status": response.status_code,
+            "user_id": None if principal is None or principal.api_key_id else principal.sub,
+            "org_id": principal.org if principal else None,
+            "role": principal.role if principal else None,
+            "api_key_id": principal.api_key_id if principal else None,
+            "request_id": rid, "client_address": (environ.get(CLIENT_KEY) or "")[:64] or None})
 
     def dispatch(self, request: Request) -> Response:
         if request.path == "/livez":
             status, body = health.live()
             return self.json(body, status)
         client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                                self.settings.proxy_hops)
+                                self.trusted_proxies)
+        request.environ[CLIENT_KEY] = client
         self.throttle.take(group_of(request.path), client)
         if request.path in ("/readyz", "/healthz"):
             status, body = self.ready()
@@ -126,6 +184,7 @@ class Gateway:
         except HTTPException as exc:  # e.g. redirects for trailing slashes
             raise Problem(exc.code or 400, exc.name, exc.description or "") from None
         request.environ[ROUTE_KEY] = route.path
+        request.environ[ARGS_KEY] = path_args
         return self.handle(route, path_args, request)
 
     # -- one API call ---------------------------------------------------------------------
@@ -137,9 +196,10 @@ class Gateway:
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("a bearer token is required")
         try:
-            principal = auth.verify(self.settings.jwt_secret, token.strip())
-        except auth.InvalidToken as exc:
-            raise unauthorized(f"invalid token: {exc}") from None
+            principal = self.verifier(token.strip())
+        except Unauthenticated as exc:
+            raise unauthorized(exc.detail, exc.code) from None
+        request.environ[PRINCIPAL_KEY] = principal
         if principal.role not in route.roles:
             raise forbidden(f"role {principal.role!r} may not {route.method} {route.path}")
         return principal
@@ -185,10 +245,11 @@ class Gateway:
         body = self.parse_body(route, request, raw) if raw or route.body else None
         query = load(route.query, request.args.to_dict()) if route.query else {}
         call = Call(principal, self.rpc, request, path_args, query, body,
-                    actor_key=self.actor_key)
+                    actor_key=self.actor_key, client_address=request.environ.get(CLIENT_KEY))
 
         key = request.headers.get("Idempotency-Key")
-        if not (route.creates and key is not None and principal is not None):
+        if not (route.creates and key is not None and principal is not None
+                and not route.secret_response):
             return self.run(route, call)
         scope = f"{principal.sub}|{principal.org or ''}"
         if not self._indexed.is_set():
@@ -218,11 +279,16 @@ class Gateway:
     def run(self, route: Route, call: Call) -> Response:
         result = route.handler(call)
         if isinstance(result, Response):
-            return result
-        status = route.status
-        if isinstance(result, tuple):
-            result, status = result
-        return self.json(result, status, call.headers)
+            response = result
+        else:
+            status = route.status
+            if isinstance(result, tuple):
+                result, status = result
+            response = self.json(result, status, call.headers)
+        bad = unsendable_headers(response)
+        if bad:  # the WSGI server would refuse them after we return, as a bare HTML 500
+            raise RuntimeError(f"{route.path} answered unsendable headers: {bad}")
+        return response
 
     @staticmethod
     def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

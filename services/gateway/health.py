@@ -3,7 +3,8 @@
 - `/livez`: the process is up and answering. No RPC, no database: a restart never follows
   from a dependency being down (that would restart every gateway at once).
 - `/readyz` (alias `/healthz`, which `make up` and the tests wait on): the database, the
-  broker and every service answer. One check fans out to every service, so its result is
+  broker and every service answer, and this process's revocation listener has loaded the
+  recent cut-offs (revocations.py). One check fans out to every service, so its result is
   shared for `READY_CACHE_S` by every caller (and the route is rate-limited): polling it
   cannot be turned into a flood of RPC.
 
@@ -55,7 +56,11 @@ def check(gateway: Any, services: tuple[str, ...] | None = None) -> tuple[int, d
     except Exception as exc:  # noqa: BLE001
         report["broker"] = f"down: {exc}"
     report["services"] = dict(zip(services, answers, strict=True))
-    healthy = (report["database"] == report["broker"] == "ok"
+    listener = getattr(gateway, "listener", None)
+    listening = listener is None or listener.connected.is_set()
+    if listener is not None:  # cut-offs loaded and revocations heard: tokens checked fully
+        report["revocations"] = "ok" if listening else "connecting"
+    healthy = (report["database"] == report["broker"] == "ok" and listening
                and all(v == "ok" for v in answers))
     report["status"] = "ok" if healthy else "degraded"
     return (200 if healthy else 503), report

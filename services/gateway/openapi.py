@@ -26,6 +26,19 @@ PROBLEM = {
 }
 
 
+DESCRIPTION = (
+    "Schools and science venues for after-school programmes (课后服务).\n\n"
+    "**Signing in.** People sign in with `POST /v1/auth/login` (e-mail or mainland "
+    "mobile, and password) and send the access token as `Authorization: Bearer <token>`; "
+    "it lives at most 15 minutes, then `POST /v1/auth/refresh` spends the refresh token "
+    "for a new pair. Integrations use an organisation's API key the same way "
+    "(`Bearer kepu_…`).\n\n"
+    "**Roles.** `admin` (the platform), `district` and `finance` (a district's education "
+    "bureau), `venue`, `school`. A person may hold several memberships and switch between "
+    "them (`POST /v1/auth/switch`). Errors are `application/problem+json` naming the "
+    "field; 401 means sign in again, 429 carries `Retry-After`.")
+
+
 def _schema_name(schema: Any) -> str:
     return resolve_schema_cls(schema).__name__
 
@@ -34,11 +47,19 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(title="Kepu API", version="1.0.0", openapi_version="3.1.0",
                    plugins=[plugin],
-                   info={"description": "Schools and science venues for after-school "
-                                        "programmes (课后服务)."})
+                   info={"description": DESCRIPTION})
     plugin.map_to_openapi_type(Instant, "string", "date-time")
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"})
+    spec.components.security_scheme("bearer", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An access token from POST /v1/auth/login (or /refresh, /switch): "
+                       "HS256, iss `kepu`, aud `kepu-api`, at most 15 minutes. Verified by "
+                       "the gateway on every request; refused once its person is cut off "
+                       "(removed, disabled, signed out everywhere)."})
+    spec.components.security_scheme("apiKey", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "kepu_<prefix>_<secret>",
+        "description": "An organisation's API key (POST /v1/api-keys), sent as "
+                       "`Authorization: Bearer kepu_…`; it acts as its organisation with "
+                       "its role. Revoked keys are refused within seconds."})
     spec.components.schema("Problem", PROBLEM)
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
@@ -70,9 +91,13 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
         problem = {"description": "Problem", "content": {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         op["responses"] = {str(r.status): ok, "default": problem}
+        roles = ("Public: no token." if r.roles is None
+                 else f"Roles: {', '.join(r.roles)}.")
+        op["description"] = f"{r.description} {roles}".strip()
         if r.roles is not None:
-            op["security"] = [{"bearer": []}]
-            op["description"] = f"Roles: {', '.join(r.roles)}."
+            op["security"] = [{"bearer": []}, {"apiKey": []}]
+        else:
+            op["security"] = []
         paths.setdefault(path, {})[r.method.lower()] = op
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

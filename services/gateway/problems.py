@@ -41,8 +41,8 @@ def problem_response(error: DomainError, request_id: str | None = None) -> Respo
     return response
 
 
-def unauthorized(detail: str) -> Problem:
-    return Problem(401, "Unauthorized", detail, kind="unauthorized",
+def unauthorized(detail: str, kind: str | None = None) -> Problem:
+    return Problem(401, "Unauthorized", detail, kind=kind or "unauthorized",
                    headers={"WWW-Authenticate": 'Bearer realm="kepu"'})
 
 

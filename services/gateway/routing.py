@@ -33,6 +33,7 @@ class Call:
     body: Any  # the JSON body, checked against the route's schema, as sent
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     actor_key: bytes = field(default=b"", repr=False)
+    client_address: str | None = None  # as the throttle sees it (KEPU_TRUSTED_PROXIES)
 
     @property
     def actor(self) -> dict[str, Any] | None:
@@ -41,6 +42,13 @@ class Call:
             return None
         p = self.principal
         return sign(Actor(sub=p.sub, role=p.role, org=p.org), self.actor_key)
+
+    @property
+    def client(self) -> dict[str, Any]:
+        """Where a public call came from, for identity's throttle and audit (`Client`)."""
+        agent = self.request.headers.get("User-Agent") or None
+        return {"address": (self.client_address or "")[:64] or None,
+                "user_agent": agent[:300] if agent else None}
 
     @property
     def request_key(self) -> str | None:
@@ -66,6 +74,10 @@ class Route:
     content_types: tuple[str, ...] = ("application/json",)
     max_body: int | None = None
     raw_response: bool = False
+    # the answer holds a secret shown once (a new API key): never kept in the gateway's
+    # idempotency record; the service binds the Idempotency-Key itself
+    secret_response: bool = False
+    description: str = ""
 
 
 ROUTES: list[Route] = []
@@ -74,8 +86,12 @@ ROUTES: list[Route] = []
 def route(method: str, path: str, *, roles: tuple[str, ...] | None, tag: str,
           **options: Any) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
     def register(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
-        summary = options.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
-        ROUTES.append(Route(method, path, handler, roles, summary=summary, tag=tag, **options))
+        doc = (handler.__doc__ or "").strip()
+        summary = options.pop("summary", None) or doc.split("\n")[0]
+        description = options.pop("description", None) or " ".join(
+            line.strip() for line in doc.split("\n")[1:]).strip()
+        ROUTES.append(Route(method, path, handler, roles, summary=summary, tag=tag,
+                            description=description, **options))
         return handler
 
     return register

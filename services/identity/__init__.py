@@ -1,2 +1,2 @@
 """Identity: districts as organisations, people, memberships, invitations, sign-in,
-refresh tokens, API keys and the audit trail (DESIGN.md; docs/identity.md)."""
+refresh tokens, API keys and the audit trail (docs/identity.md)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
 
 from services.identity.authority import Authority
 from services.identity.organisations import Organisations
@@ -33,7 +34,7 @@ ACTIONS = ("request", "login", "login_failed", "logout", "refresh_reused", "swit
            "password_reset_requested", "password_reset", "invitation_sent",
            "invitation_resent", "invitation_revoked", "invitation_accepted",
            "member_added", "member_removed", "user_disabled", "user_enabled",
-           "district_registered", "api_key_created", "api_key_revoked")
+           "district_registered", "api_key_created", "api_key_revoked", "token_minted")
 EXPORT_MAX = 20_000
 HIDDEN = {"_id": 0, "expires_at": 0, "district_id": 0}  # `key` is kept: pages need it
 
@@ -67,20 +68,35 @@ class Audit:
                       "client_address": client_address, "detail": detail})
 
     def requests(self, entries: list[dict[str, Any]]) -> int:
-        """Record requests the gateway answered (entries loaded by `AuditEntry`)."""
-        for entry in entries:
-            self._insert({**{c: entry.get(c) for c in COLUMNS if c not in ("at", "outcome")},
-                          "action": "request", "outcome": entry["status"],
-                          "detail": None}, at=entry.get("at"))
-        return len(entries)
+        """Record requests the gateway answered (entries loaded by `AuditEntry`).
+
+        An entry's `entry_id` becomes the record's id, so a batch the gateway sends again
+        (its first attempt timed out after we wrote it) is written once."""
+        docs = [self._doc({**{c: entry.get(c) for c in COLUMNS if c not in ("at", "outcome")},
+                           "action": "request", "outcome": entry["status"], "detail": None},
+                          at=entry.get("at"),
+                          record_id=f"aud_{entry['entry_id']}" if entry.get("entry_id")
+                          else None)
+                for entry in entries]
+        if not docs:
+            return 0
+        try:
+            self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        return len(docs)
 
     def _insert(self, record: dict[str, Any], at: str | None = None) -> None:
+        self.collection.insert_one(self._doc(record, at))
+
+    def _doc(self, record: dict[str, Any], at: str | None = None,
+             record_id: str | None = None) -> dict[str, Any]:
         at = at or clock.stamp()
-        record_id = new_id("aud")
-        self.collection.insert_one({
-            **record, "_id": record_id, "at": at, "key": sort_key(at, record_id),
-            "district_id": self.organisations.district_of(record.get("org_id")),
-            "expires_at": clock.expiry(self.retention)})
+        record_id = record_id or new_id("aud")
+        return {**record, "_id": record_id, "at": at, "key": sort_key(at, record_id),
+                "district_id": self.organisations.district_of(record.get("org_id")),
+                "expires_at": clock.expiry(self.retention)}
 
     # -- reading ---------------------------------------------------------------------------
     def query(self, q: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -103,8 +119,13 @@ class Audit:
     def _filter(self, q: dict[str, Any], actor: Actor) -> dict[str, Any]:
         flt: dict[str, Any] = {name: q[name] for name in ("user_id", "org_id", "action",
                                                           "resource_id") if q.get(name)}
-        flt.update(self._scope(actor))
-        if "org_id" in q and q.get("org_id") and flt.get("org_id") != q["org_id"]:
+        scope = self._scope(actor)
+        flt.update(scope)
+        asked = q.get("org_id")
+        outside = asked and (flt.get("org_id") != asked or (
+            "district_id" in scope and asked != actor.org
+            and self.organisations.district_of(asked) != actor.org))
+        if outside:
             raise Forbidden("that organisation's records are not yours to read",
                             code="audit-forbidden")
         bound: dict[str, str] = {}

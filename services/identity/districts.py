@@ -7,6 +7,7 @@ venues point at it (`organisations`).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pymongo.collection import Collection
@@ -79,6 +80,25 @@ class Districts:
             if taken.modified_count:
                 return
         raise Conflict(f"a district with code {code} exists", code="district-code-taken")
+
+    def for_names(self, names: list[str], actor: Actor) -> dict[str, str]:
+        """{name: district_id} for `kepu migrate districts` (kit.migrations): the district
+        of that name, registered (code `MIG-<hash of the name>`, Asia/Shanghai) if there is
+        none. A registered one is bound to a request key derived from the name, so a rerun
+        or a racing run answers the same district."""
+        actor.require(detail="only an admin migrates districts")
+        found: dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            known = self.collection.find_one({"kind": "district", "name": name}, {"_id": 1},
+                                             sort=[("key", 1)])
+            if known is None:
+                digest = hashlib.sha256(name.encode()).hexdigest()[:12].upper()
+                made = self.register({"name": name, "code": f"MIG-{digest}",
+                                      "timezone": "Asia/Shanghai"}, actor,
+                                     f"migrate-district:{digest}")
+                known = {"_id": made["district_id"]}
+            found[name] = known["_id"]
+        return found
 
     def get(self, district_id: str) -> dict[str, Any]:
         doc = self.collection.find_one({"_id": district_id, "kind": "district"}, PUBLIC)

@@ -45,6 +45,17 @@ class Organisations:
         doc = self.get(org_id) if org_id else None
         return doc.get("name") if doc else None
 
+    def named(self, memberships: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Memberships with their organisation's `org_name` (None while unknown; the
+        platform has none) and `org_kind`, read in one query."""
+        ids = list({m["org_id"] for m in memberships if m.get("org_id")} - {PLATFORM})
+        found = {d["_id"]: d for d in self.collection.find({"_id": {"$in": ids}},
+                                                            {"name": 1, "kind": 1})}
+        return [{**m, "org_name": found.get(m.get("org_id"), {}).get("name"),
+                 "org_kind": m.get("org_kind") or found.get(m.get("org_id"), {}).get("kind")
+                 or (PLATFORM if m.get("org_id") in (None, PLATFORM) else None)}
+                for m in memberships]
+
     def for_role(self, role: str, org_id: str | None, field: str = "org_id") -> str:
         """The organisation kind a `role` membership of `org_id` needs, checked.
 

@@ -17,8 +17,10 @@ from services.identity.districts import Districts
 from services.identity.invitations import Invitations
 from services.identity.members import Members
 from services.identity.memberships import Memberships
+from services.identity.operators import Operators
 from services.identity.organisations import Organisations
 from services.identity.passwords import Passwords
+from services.identity.people import People
 from services.identity.policy import Policy
 from services.identity.resets import Resets
 from services.identity.sessions import Sessions
@@ -54,6 +56,7 @@ class IdentityRepository(Repository):
         self.sessions = Sessions(self.db.refresh_tokens, self.users, self.memberships,
                                  self.hasher, self.throttle, self.audit, self.policy,
                                  settings.jwt_secret)
+        self.people = People(self.users, self.memberships)
         self.members = Members(self.users, self.memberships, self.sessions, self.authority,
                                self.audit)
         self.invitations = Invitations(self.db.invitations, self.users, self.memberships,
@@ -61,6 +64,8 @@ class IdentityRepository(Repository):
                                        self.throttle, self.audit, self.policy, once)
         self.resets = Resets(self.db.resets, self.users, self.sessions, self.hasher,
                              self.throttle, self.audit, self.policy)
+        self.operators = Operators(self.users, self.memberships, self.organisations,
+                                   self.hasher, self.audit)
         self.api_keys = ApiKeys(self.db.api_keys, self.organisations, self.authority,
                                 self.audit, once)
 

@@ -14,6 +14,7 @@ import logging
 import math
 from typing import Any
 
+from eventlet import tpool
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -31,18 +32,22 @@ from services.contracts.identity import (
     Login,
     Logout,
     MemberQuery,
+    MintedToken,
     PasswordReset,
     PasswordResetRequest,
+    Provision,
     Refresh,
     Switch,
     TokenPair,
 )
+from services.identity.passwords import Passwords
+from services.identity.people import user_ids
 from services.identity.repository import IdentityRepository
 from services.kit import clock
 from services.kit.actor import Actors
 from services.kit.boundary import dump, load
 from services.kit.context import LogContext
-from services.kit.errors import validation_error
+from services.kit.errors import ValidationFailed, validation_error
 from services.kit.events import subscribe
 from services.kit.health import Health
 from services.kit.mongo import Store
@@ -59,9 +64,16 @@ def _limit(value: Any) -> int:
     return value
 
 
+class ThreadedRepository(IdentityRepository):
+    """The repository the service runs: password hashing on eventlet's OS thread pool."""
+
+    def __init__(self, db: Any, settings: Any) -> None:
+        super().__init__(db, settings, hasher=Passwords(offload=tpool.execute))
+
+
 class IdentityService(Health):
     name = "identity"
-    store = Store(IdentityRepository)
+    store = Store(ThreadedRepository)
     actors = Actors()
     log_context = LogContext()
 
@@ -109,7 +121,15 @@ class IdentityService(Health):
 
     @rpc
     def me(self, actor: Signed = None) -> dict[str, Any]:
-        return self.store.sessions.me(self.actors(actor))
+        profile = self.store.sessions.me(self.actors(actor))
+        profile["memberships"] = self.store.organisations.named(profile["memberships"])
+        profile["acting"]["org_name"] = self.store.organisations.name_of(
+            profile["acting"]["org_id"])
+        return profile
+
+    @rpc
+    def people(self, ids: str, actor: Signed = None) -> dict[str, Any]:
+        return self.store.people.names(self.actors(actor), user_ids(ids))
 
     # -- invitations and members -----------------------------------------------------------
     @rpc
@@ -148,6 +168,17 @@ class IdentityService(Health):
             raise validation_error("status", "must be active or disabled")
         return self.store.members.set_status(user_id, status, who)
 
+    # -- operators (kepu user create-admin, kepu token, the demo) ---------------------------
+    @rpc
+    def provision(self, payload: dict[str, Any], actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
+        return self.store.operators.provision(load(Provision, payload), who)
+
+    @rpc
+    def record_token(self, payload: dict[str, Any], actor: Signed = None) -> dict[str, Any]:
+        who = self.actors(actor)
+        return self.store.operators.record_token(load(MintedToken, payload), who)
+
     # -- districts -------------------------------------------------------------------------
     @rpc
     def register_district(self, payload: dict[str, Any], actor: Signed = None,
@@ -163,6 +194,15 @@ class IdentityService(Health):
     @rpc
     def list_districts(self, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
         return self.store.districts.list(_limit(limit), cursor)
+
+    @rpc
+    def districts_for_names(self, names: list[str], actor: Signed = None) -> dict[str, str]:
+        """`kepu migrate districts`: the district id of each name, found or registered."""
+        who = self.actors(actor)
+        if not isinstance(names, list) or len(names) > 1000 or not all(
+                isinstance(n, str) and 1 <= len(n) <= 200 for n in names):
+            raise validation_error("names", "a list of at most 1000 district names")
+        return self.store.districts.for_names(names, who)
 
     # -- API keys --------------------------------------------------------------------------
     @rpc
@@ -191,8 +231,14 @@ class IdentityService(Health):
     def record_requests(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if not isinstance(entries, list) or len(entries) > MAX_AUDIT_BATCH:
             raise validation_error("entries", f"a list of at most {MAX_AUDIT_BATCH}")
-        loaded = [load(AuditEntry, e) for e in entries]
-        return {"recorded": self.store.audit.requests(loaded)}
+        loaded, refused = [], 0
+        for entry in entries:  # one bad record must not hold back the rest of the batch
+            try:
+                loaded.append(load(AuditEntry, entry))
+            except ValidationFailed as exc:
+                refused += 1
+                log.error("audit record refused", extra={"errors": exc.errors})
+        return {"recorded": self.store.audit.requests(loaded), "refused": refused}
 
     @rpc
     def audit(self, query: dict[str, Any], actor: Signed = None) -> dict[str, Any]:

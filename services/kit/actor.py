@@ -97,7 +97,7 @@ def verify(data: Any, key: bytes) -> Actor:
     if not isinstance(data, dict) or not isinstance(data.get("sig"), str):
         raise Forbidden("the caller is not a verified actor", code="actor-unverified")
     body = {k: data.get(k) for k in ("sub", "role", "org", "exp")}
-    if not hmac.compare_digest(_mac(key, body), data["sig"]):
+    if not data["sig"].isascii() or not hmac.compare_digest(_mac(key, body), data["sig"]):
         raise Forbidden("the caller is not a verified actor", code="actor-unverified")
     if not isinstance(body["exp"], int) or body["exp"] < time.time():
         raise Forbidden("the actor's signature has expired", code="actor-expired")

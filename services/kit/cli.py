@@ -1,10 +1,13 @@
 """`kepu`: the operator's command line.
 
-    kepu token --role school --org sch_123 [--ttl 12h]
+    kepu token --role school --org sch_123 [--ttl 12h]     (at most 24h; audited)
+    kepu user create-admin --identifier ops@example.cn [--password-file FILE]
     kepu dlq list | kepu dlq replay EVENT_ID | kepu dlq replay --all
     kepu outbox status
     kepu allocation explain SESSION_ID
     kepu ping SERVICE [--timeout 5]
+    kepu migrate districts [--map NAME=DIS_ID]   (one-off: names to ids, docs/districts.md)
+    kepu monitoring rebuild | kepu monitoring check   (docs/monitoring.md)
 """
 
 from __future__ import annotations
@@ -30,12 +33,76 @@ def _ttl(text: str) -> timedelta:
     return timedelta(**{unit[match.group(2)]: int(match.group(1))})
 
 
+def _operator(settings: Settings) -> dict[str, Any]:
+    """The CLI acts as a system admin, signed with the platform secret only operators hold."""
+    from services.kit.actor import Actor, actor_key, sign
+
+    return sign(Actor.system("kepu-cli"), actor_key(settings.jwt_secret))
+
+
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    """Mint a token, after identity has recorded it in the audit trail (else none)."""
+    import uuid
+
+    from services.kit.rpc_client import RpcClient
+
+    jti = uuid.uuid4().hex
+    sub = args.sub or f"{args.role}-{uuid.uuid4().hex[:8]}"
     try:
-        print(auth.mint(settings.jwt_secret, args.role, args.org, args.sub, args.ttl))
+        token = auth.mint(settings.jwt_secret, args.role, args.org, sub, args.ttl, jti=jti)
     except ValueError as exc:
         print(f"kepu token: {exc}", file=sys.stderr)
         return 2
+    client = RpcClient(settings.amqp_url, timeout=10)
+    try:
+        client.call("identity", "record_token", {
+            "jti": jti, "sub": sub, "role": args.role, "org_id": args.org,
+            "ttl_s": int(args.ttl.total_seconds())}, actor=_operator(settings))
+    except Exception as exc:  # noqa: BLE001 - no audit record, no token
+        print(f"kepu token: could not record the token in the audit trail: "
+              f"{getattr(exc, 'detail', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(token)
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as handle:
+            return handle.read().strip()
+    import getpass
+
+    first = getpass.getpass("password for the new admin: ")
+    if first != getpass.getpass("again: "):
+        raise ValueError("the passwords differ")
+    return first
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    """The first admin (or another): idempotent — an existing person keeps their password."""
+    from services.kit.errors import DomainError
+    from services.kit.rpc_client import RpcClient
+
+    try:
+        password = _read_password(args)
+    except (OSError, ValueError) as exc:
+        print(f"kepu user create-admin: {exc}", file=sys.stderr)
+        return 2
+    client = RpcClient(settings.amqp_url, timeout=30)
+    try:
+        result: Any = client.call("identity", "provision", {
+            "identifier": args.identifier, "password": password,
+            "display_name": args.name, "role": "admin", "manager": True},
+            actor=_operator(settings))
+    except DomainError as exc:
+        print(f"kepu user create-admin: {exc.detail} {exc.errors or ''}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    state = "created" if result["created"] else "already exists; password unchanged"
+    print(f"admin {result['user']['user_id']} ({args.identifier}): {state}")
     return 0
 
 
@@ -135,6 +202,60 @@ def cmd_ping(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _name_to_id(text: str) -> tuple[str, str]:
+    name, _, district_id = text.rpartition("=")
+    if not name or not district_id.startswith("dis_"):
+        raise argparse.ArgumentTypeError("NAME=DISTRICT_ID, e.g. 浦东新区=dis_0123abcd")
+    return name, district_id
+
+
+def cmd_migrate_districts(args: argparse.Namespace, settings: Settings) -> int:
+    """Move schools, venues and funding from district names to identity's district ids."""
+    from services.kit.actor import Actor, actor_key, sign
+    from services.kit.errors import DomainError
+    from services.kit.migrations import migrate_districts
+    from services.kit.rpc_client import RpcClient
+
+    key = actor_key(settings.jwt_secret)
+    client = RpcClient(settings.amqp_url, timeout=args.timeout)
+    try:
+        report = migrate_districts(client.call,
+                                   lambda: sign(Actor.system("migrate-districts"), key),
+                                   given=dict(args.map or []))
+    except DomainError as exc:
+        print(f"kepu migrate districts: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_monitoring_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """Drop monitoring's read models and fold its event archive again."""
+    from services.monitoring.operations import rebuild
+
+    print(json.dumps({"folded": rebuild(settings)}))
+    return 0
+
+
+def cmd_monitoring_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 1, printing each difference, when monitoring's counts differ from booking's."""
+    from services.kit.rpc_client import RpcClient
+    from services.monitoring.operations import check
+
+    client = RpcClient(settings.amqp_url, timeout=args.timeout)
+    try:
+        differences = check(settings, client)
+    finally:
+        client.close()
+    for line in differences:
+        print(line)
+    print("monitoring agrees with booking" if not differences else
+          f"{len(differences)} difference(s)", file=sys.stderr)
+    return 1 if differences else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kepu", description="Kepu operator tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -143,8 +264,16 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=auth.ROLES)
     token.add_argument("--org", help="venue, school or district id")
     token.add_argument("--sub", help="the person (default: a generated id)")
-    token.add_argument("--ttl", type=_ttl, default=timedelta(hours=12))
+    token.add_argument("--ttl", type=_ttl, default=timedelta(hours=12),
+                       help="lifetime, at most 24h")
     token.set_defaults(func=cmd_token)
+
+    user = sub.add_parser("user", help="people").add_subparsers(dest="action", required=True)
+    admin = user.add_parser("create-admin", help="bootstrap an admin (idempotent)")
+    admin.add_argument("--identifier", required=True, help="e-mail address or mobile")
+    admin.add_argument("--name", default="Kepu operator", help="display name")
+    admin.add_argument("--password-file", help="read the password from this file")
+    admin.set_defaults(func=cmd_create_admin)
 
     dlq_p = sub.add_parser("dlq", help="dead-lettered events").add_subparsers(
         dest="action", required=True)
@@ -172,6 +301,22 @@ def parser() -> argparse.ArgumentParser:
     ping.add_argument("service")
     ping.add_argument("--timeout", type=float, default=5.0)
     ping.set_defaults(func=cmd_ping)
+
+    migrate = sub.add_parser("migrate", help="one-off data migrations").add_subparsers(
+        dest="action", required=True)
+    districts = migrate.add_parser("districts", help="district names to district ids")
+    districts.add_argument("--timeout", type=float, default=120.0)
+    districts.add_argument("--map", action="append", type=_name_to_id, metavar="NAME=DIS_ID",
+                           help="link NAME to a district registered under another name")
+    districts.set_defaults(func=cmd_migrate_districts)
+
+    monitoring = sub.add_parser("monitoring", help="district monitoring's read models"
+                                ).add_subparsers(dest="action", required=True)
+    monitoring.add_parser("rebuild", help="refold the event archive from scratch"
+                          ).set_defaults(func=cmd_monitoring_rebuild)
+    mcheck = monitoring.add_parser("check", help="compare counts with booking's own")
+    mcheck.add_argument("--timeout", type=float, default=120.0)
+    mcheck.set_defaults(func=cmd_monitoring_check)
     return p
 
 

@@ -21,6 +21,15 @@ def _ints(raw: str) -> tuple[int, ...]:
     return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
+def _trusted_proxies(env: dict[str, str]) -> str:
+    """KEPU_TRUSTED_PROXIES. KEPU_PROXY_HOPS (a count of proxies) is refused, not ignored:
+    left set after an upgrade it would silently key every client on the ingress's address."""
+    if env.get("KEPU_PROXY_HOPS"):
+        raise ValueError("KEPU_PROXY_HOPS was replaced by KEPU_TRUSTED_PROXIES, the networks "
+                         "of the proxies in front of the gateway (deploy/README.md)")
+    return env.get("KEPU_TRUSTED_PROXIES") or "127.0.0.0/8,::1/128"
+
+
 def _jwt_secret() -> str:
     """The signing secret: from the environment, else one generated once per checkout."""
     secret = os.environ.get("KEPU_JWT_SECRET")
@@ -52,7 +61,9 @@ class Settings:
     quorum_queues: bool = False
     write_concern_majority: bool = False
     rate_limits: str = ""  # the gateway's per-client limits: "group=rate/s:burst,…" (throttle)
-    proxy_hops: int = 0  # trusted proxies in front of the gateway (client = X-Forwarded-For)
+    # networks of the proxies in front of the gateway (the ingress, the console): only their
+    # X-Forwarded-For is believed (services/gateway/throttle.py client_address)
+    trusted_proxies: str = "127.0.0.0/8,::1/128"
 
     @property
     def max_attempts(self) -> int:
@@ -78,7 +89,7 @@ class Settings:
             quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
             write_concern_majority=env.get("KEPU_WRITE_CONCERN", "") == "majority",
             rate_limits=env.get("KEPU_RATE_LIMITS", ""),
-            proxy_hops=int(env.get("KEPU_PROXY_HOPS", "0") or 0),
+            trusted_proxies=_trusted_proxies(env),
         )
 
     def nameko_config(self) -> dict:

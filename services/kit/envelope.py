@@ -1,4 +1,4 @@
-"""The event envelope every Kepu event travels in (DESIGN.md, 'Event envelope').
+"""The event envelope every Kepu event travels in (docs/architecture.md, "RPC and events").
 
 It lives in kit, beside the registry mechanism, so the outbox, the relay and the event
 handlers never import `services.contracts`: contracts depend on kit, never the reverse.

@@ -70,6 +70,36 @@ class Conflict(DomainError):
 
 
 @deserialize_to_instance
+class Unauthenticated(DomainError):
+    """Credentials wrong, unknown, expired or spent: 401, with no hint which."""
+
+    status = 401
+    title = "Unauthenticated"
+    kind = "unauthenticated"
+
+
+@deserialize_to_instance
+class TooManyRequests(DomainError):
+    """A throttle said no; `retry_after` (whole seconds) becomes the `Retry-After` header.
+
+    It rides in `args` too, so nameko rebuilds it intact on the caller's side."""
+
+    status = 429
+    title = "Too many requests"
+    kind = "too-many-requests"
+
+    def __init__(self, detail: str = "", errors: dict[str, Any] | None = None,
+                 code: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail, errors, code)
+        self.retry_after = max(1, int(retry_after))
+        self.args = (*self.args, self.retry_after)
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+    def problem(self) -> dict[str, Any]:
+        return {**super().problem(), "retry_after": self.retry_after}
+
+
+@deserialize_to_instance
 class Unavailable(DomainError):
     status = 503
     title = "Service unavailable"

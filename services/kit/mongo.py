@@ -52,6 +52,7 @@ from nameko.extensions import DependencyProvider, SharedExtension
 from pymongo import MongoClient, WriteConcern
 from pymongo.database import Database
 
+from services.kit import metrics
 from services.kit.config import Settings
 
 OUTBOX_INDEX = "outbox_pending"
@@ -68,6 +69,7 @@ def connect(settings: Settings, app_name: str = "kepu") -> MongoClient:
     }
     if settings.write_concern_majority:
         options["w"] = "majority"
+    metrics.install(app_name, options)  # counts commands only with KEPU_COUNT_DB_COMMANDS=1
     return MongoClient(settings.mongo_url, **options)
 
 

@@ -16,10 +16,13 @@ import os
 from collections.abc import Mapping
 
 SERVICES: dict[str, str] = {
+    "identity": "services.identity.service:IdentityService",
     "venues": "services.venues.service:VenuesService",
     "booking": "services.booking.service:BookingService",
     "notifications": "services.notifications.service:NotificationsService",
     "funding": "services.funding.service:FundingService",
+    "monitoring": "services.monitoring.service:MonitoringService",
+    "admissions": "services.admissions.service:AdmissionsService",
 }
 
 

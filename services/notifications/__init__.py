@@ -1,1 +1,2 @@
-"""Notifications: see DESIGN.md."""
+"""Notifications: rosters, guardians, consent, surveys, templates, channels and the delivery
+log (docs/notifications.md)."""

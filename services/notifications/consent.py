@@ -10,7 +10,8 @@ still has that pupil, with that contact among the pupil's guardians: a pupil tak
 class, or a guardian replaced, leaves old links stale (409 `consent-link-stale`).
 
 Answers are append-only: each one is a new record numbered per pupil (`seq`), the latest
-is the answer; repeating the current answer records nothing. A unique `_id` of
+is the answer; repeating the current answer records nothing. Each record carries its
+`notifications.consent_answered` event (for monitoring) in the same write. A unique `_id` of
 (claim, pupil, seq) makes two simultaneous answers impossible to interleave.
 """
 
@@ -23,9 +24,11 @@ from typing import Any
 
 import jwt
 
+from services.contracts.common import class_label_key
 from services.kit import clock
 from services.kit.actor import Actor
 from services.kit.errors import Conflict, Forbidden, NotFound
+from services.kit.outbox import event, with_events
 from services.kit.request_keys import fingerprint
 from services.notifications.access import require_school
 from services.notifications.guardians import choose_channel
@@ -234,7 +237,12 @@ def answer(repo: NotificationsRepository, secret: str, token: str,
               "answer": payload["answer"], "answered_at": now,
               "guardian_name": payload.get("guardian_name"), "note": payload.get("note"),
               "request_key": request_key}
-    if not repo.add_consent(record):
+    answered = event("notifications.consent_answered", {
+        "claim_id": claim["_id"], "school_id": claim["school_id"],
+        "session_id": claim.get("session_id"), "venue_id": claim["trip"].get("venue_id"),
+        "pupil_id": pupil_id, "label": pupil["label"], "answer": payload["answer"],
+        "seq": seq, "answered_at": now})
+    if not repo.add_consent(with_events(record, answered)):
         raise Conflict("another answer was recorded at the same moment; reload and retry",
                        code="consent-race")
     return _page(repo, grant, claim, pupil, "zh-CN", recorded=True), True
@@ -270,8 +278,8 @@ def claim_consents(repo: NotificationsRepository, actor: Actor, claim_id: str
                           "answer": latest["answer"], "answered_at": latest["answered_at"],
                           "answered_by": latest.get("guardian_name"),
                           "changes": latest["changes"], "guardians": []})
-    present = {p["label"] for p in pupils.values()}
+    present = {class_label_key(p["label"]) for p in pupils.values()}
     return {"claim_id": claim_id, "claim_status": claim["status"],
             "summary": summary(list(pupils), answers), "items": items,
             "labels_without_roster": [label for label in claim["labels"]
-                                      if label not in present]}
+                                      if class_label_key(label) not in present]}

@@ -9,11 +9,16 @@ One attempt:
 - failed otherwise → stays `queued`, due again after the next backoff delay.
 The timer (`deliver_due`) picks up deferred and retry-due messages, and any whose lease ran
 out because the worker sending them died.
+
+A message whose text carries a secret link (an invitation, a password reset) keeps that
+text only until it is settled: sent, failed or suppressed, its `text` becomes the
+redacted copy. One whose link expired while it waited is suppressed, never sent.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +32,8 @@ from services.notifications.repository import NotificationsRepository
 from services.notifications.settings import NotifySettings
 
 log = logging.getLogger("kepu.notifications.delivery")
+
+_LINK = re.compile(r"https?://\S+")
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,14 @@ def _masked(error: str, doc: dict[str, Any]) -> str:
     """A provider's error as stored and listed: no contact in it, however the provider
     echoed it (the recipient itself, or any phone number or address)."""
     error = scrub(error, doc.get("recipient"), doc.get("recipient_masked"))
-    return mask_text(error)[:500]
+    return _LINK.sub("<link>", mask_text(error))[:500]  # a provider may echo the text's link
+
+
+def _settled(doc: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a final outcome: a secret link's text replaced by its redacted copy."""
+    if doc.get("secret"):
+        return {**fields, "text": doc.get("text_redacted") or ""}
+    return fields
 
 
 class Delivery:
@@ -69,6 +83,16 @@ class Delivery:
             if doc["status"] == "queued":
                 doc["lease_until"] = until
         return self.repo.add_messages(docs)
+
+    def store_and_send(self, docs: list[dict[str, Any]]) -> dict[str, int]:
+        """Store new messages (repeats skipped), send those queued now; counts of what became
+        of the new ones (sent, retrying, failed, deferred, suppressed)."""
+        stored = self.enqueue(docs)
+        counts = self.send_all(stored)
+        for doc in stored:
+            if doc["status"] != "queued":
+                counts[doc["status"]] = counts.get(doc["status"], 0) + 1
+        return counts
 
     def send_all(self, docs: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Attempt every queued message in `docs` (leased to the caller); outcome counts.
@@ -98,7 +122,12 @@ class Delivery:
         """One try of one leased message: what became of it (recorded by the caller)."""
         now = clock.now()
         channel_name = doc["channel"]
-        hold = self.settings.quiet.hold(channel_name, now)
+        if doc.get("link_expires_at") and clock.stamp(now) >= doc["link_expires_at"]:
+            return Outcome(doc["_id"], "suppressed", _settled(doc, {
+                "status": "suppressed", "due_at": None,
+                "error": "the link expired before it could be delivered"}))
+        hold = self.settings.quiet.hold(channel_name, now) if doc.get("quiet", True) \
+            else None
         if hold is not None:
             return Outcome(doc["_id"], "deferred", {"status": "deferred",
                                                     "due_at": clock.stamp(hold)})
@@ -114,9 +143,9 @@ class Delivery:
             return self._failed(doc, attempt, _masked(f"{type(exc).__name__}: {exc}", doc),
                                 False)
         stamp = clock.stamp()
-        return Outcome(doc["_id"], "sent", {"status": "sent", "attempts": attempt,
-                                            "provider_id": provider_id, "sent_at": stamp,
-                                            "error": None, "due_at": None},
+        return Outcome(doc["_id"], "sent", _settled(doc, {
+                           "status": "sent", "attempts": attempt, "provider_id": provider_id,
+                           "sent_at": stamp, "error": None, "due_at": None}),
                        attempt, {"at": stamp, "ok": True, "provider_id": provider_id})
 
     def _failed(self, doc: dict[str, Any], attempt: int, error: str, permanent: bool
@@ -125,8 +154,9 @@ class Delivery:
         trial = {"at": stamp, "ok": False, "error": error}
         if permanent or attempt >= self.settings.max_attempts:
             log.warning("message %s failed after %d attempt(s): %s", doc["_id"], attempt, error)
-            return Outcome(doc["_id"], "failed", {"status": "failed", "attempts": attempt,
-                                                  "error": error, "due_at": None},
+            return Outcome(doc["_id"], "failed", _settled(doc, {
+                               "status": "failed", "attempts": attempt, "error": error,
+                               "due_at": None}),
                            attempt, trial)
         delay_ms = self.settings.retry_delays_ms[attempt - 1]
         due = clock.stamp(clock.now() + timedelta(milliseconds=delay_ms))

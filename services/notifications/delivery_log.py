@@ -15,9 +15,9 @@ from services.kit.errors import ValidationFailed
 from services.notifications.access import own_school, require_school
 from services.notifications.repository import NotificationsRepository
 
-LOGGED = ("claim_id", "session_id", "kind", "template", "label", "pupil_id", "guardian_id",
-          "channel", "status", "attempts", "provider_id", "error", "due_at", "created_at",
-          "sent_at")
+LOGGED = ("claim_id", "visit_id", "survey_id", "session_id", "kind", "template", "label",
+          "pupil_id", "guardian_id", "channel", "status", "attempts", "provider_id", "error",
+          "due_at", "created_at", "sent_at")
 
 
 def entry(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Who hears about a claim, and on which channel.
 
-Guardians are matched to a claim by class label (the claim's `groups[].label` equals the
-roster's label) within the claim's school. A guardian's channel is their preferred one;
-if they opted out of it, or lack its contact, the next they have (email, sms, wechat
-order), else none: the message is then recorded as suppressed.
+Guardians are matched to a claim by class label (the claim's `groups[].label` and the
+roster's label, compared by `contracts.common.class_label_key`) within the claim's school.
+A guardian's channel is their preferred one; if they opted out of it, or lack its contact,
+the next they have (email, sms, wechat order), else none: the message is then recorded as
+suppressed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from services.contracts.common import class_label_key
 from services.contracts.notifications import CHANNELS, CONTACT_OF
 
 
@@ -33,10 +35,11 @@ def labels_of(groups: list[dict[str, Any]]) -> list[str]:
 
 
 def recipients(rosters: list[dict[str, Any]], labels: list[str]) -> Iterator[Recipient]:
-    """Every (pupil, guardian) of the classes named by `labels`."""
-    by_label = {roster["label"]: roster for roster in rosters}
+    """Every (pupil, guardian) of the classes named by `labels` (matched by
+    `class_label_key`: `五年级（2）班` finds the roster of `五年级(2)班`)."""
+    by_label = {class_label_key(roster["label"]): roster for roster in rosters}
     for label in labels:
-        roster = by_label.get(label)
+        roster = by_label.pop(class_label_key(label), None)
         if roster is None:
             continue
         for pupil in roster["pupils"]:

@@ -76,3 +76,24 @@ def scrub(text: str, contact: str | None, masked: str | None) -> str:
     if not contact:
         return text
     return _loose(contact).sub(masked or "***", text)
+
+
+# -- contacts in free text (survey comments) ----------------------------------------------
+_WIDE_DIGITS = str.maketrans("０１２３４５６７８９＠．", "0123456789@.")
+# seven or more digits, however spaced or dashed (mobiles, landlines, QQ numbers): an
+# opening digit, then up to 19 digit-or-separator characters ending in a digit
+_NUMBER = re.compile(r"(?:\+|00)?\d(?:[\s\-–.()（）]{0,2}\d){6,19}")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+")
+_HANDLE = re.compile(r"(微信号?|vx|VX|wx|WX|WeChat|wechat|QQ|qq)(\s*[:：]?\s*)"
+                     r"[A-Za-z0-9_\-]{5,30}")
+HIDDEN = "***"
+
+
+def mask_comment(text: str) -> str:
+    """A comment as stored: every phone number, e-mail address and WeChat or QQ handle in
+    it replaced by `***` (full-width digits included). Comments are short (≤ 500
+    characters), so these bounded patterns cost little."""
+    text = text.translate(_WIDE_DIGITS)
+    text = _EMAIL.sub(HIDDEN, text)
+    text = _HANDLE.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
+    return _NUMBER.sub(HIDDEN, text)

@@ -12,29 +12,26 @@ it first), the event id for `rescheduled` (each change is news), the start time 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from services.kit import clock
-from services.kit.pages import sort_key
 from services.notifications import consent
 from services.notifications.guardians import Recipient, choose_channel
 from services.notifications.masking import mask_contact, mask_name
+from services.notifications.messages import message_id, new_message
 from services.notifications.settings import NotifySettings
 from services.notifications.templates import render
 
-WITH_CONSENT_LINK = ("confirmed", "rescheduled", "reminder")
+WITH_CONSENT_LINK = ("confirmed", "rescheduled", "reminder", "consent_reminder")
+
+__all__ = ["WITH_CONSENT_LINK", "compose", "dedup_key", "message_id"]
 
 
 def dedup_key(kind: str, scope: str, claim_id: str, pupil_id: str, guardian_id: str,
               to: str = "") -> str:
     """`to` is the digest of the contact (consent.contact_digest), empty if there is none."""
     return f"{kind}|{scope}|{claim_id}|{pupil_id}|{guardian_id}|{to}"
-
-
-def message_id(key: str) -> str:
-    return f"msg_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
@@ -46,7 +43,6 @@ def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
     `claim` is the stored claim record (school, classes, trip).
     """
     now = now or clock.now()
-    created = clock.stamp(now)
     trip = claim["trip"]
     docs = []
     tokens: dict[tuple[str, str], str] = {}
@@ -56,7 +52,6 @@ def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
         to = consent.contact_digest(secret, contact) if contact else ""
         key = dedup_key(kind, scope, claim["_id"], pupil["pupil_id"], guardian["guardian_id"],
                         to)
-        mid = message_id(key)
         context: dict[str, Any] = {
             "guardian": guardian["name"], "pupil": pupil["name"], "label": rcpt.label,
             "school_name": claim.get("school_name") or "", "trip": trip,
@@ -72,30 +67,14 @@ def compose(claim: dict[str, Any], kind: str, recipients: list[Recipient], *,
                                      contact=contact)
                 tokens[token_of] = token
             context["consent_url"] = consent.link(settings.public_url, token)
-        notice = render(kind, guardian.get("language") or "zh-CN", context)
-        doc: dict[str, Any] = {
-            "_id": mid, "dedup_key": key, "kind": kind, "template": notice.template,
-            "language": guardian.get("language") or "zh-CN",
-            "claim_id": claim["_id"], "school_id": claim["school_id"],
-            "session_id": claim["session_id"], "label": rcpt.label,
-            "pupil_id": pupil["pupil_id"], "guardian_id": guardian["guardian_id"],
-            "guardian_name": mask_name(guardian["name"]),
-            "channel": channel, "recipient": contact,
-            "recipient_masked": mask_contact(channel, contact),
-            "subject": notice.subject, "text": notice.text_for(channel or "email"),
-            "attempts": 0, "provider_id": None, "error": None, "tries": {},
-            "event_id": event_id, "created_at": created, "updated_at": created,
-            "sent_at": None, "sort_key": sort_key(created, mid), "lease_until": "",
-        }
-        if channel is None:
-            doc.update(status="suppressed", due_at=None,
-                       error="no channel left: the guardian opted out of every channel "
-                             "they have a contact for")
-        else:
-            hold = settings.quiet.hold(channel, now)
-            if hold is not None:
-                doc.update(status="deferred", due_at=clock.stamp(hold))
-            else:
-                doc.update(status="queued", due_at=created)
-        docs.append(doc)
+        language = guardian.get("language") or "zh-CN"
+        notice = render(kind, language, context)
+        docs.append(new_message(
+            key=key, kind=kind, template=notice.template, language=language,
+            channel=channel, contact=contact, masked=mask_contact(channel, contact),
+            subject=notice.subject, text=notice.text_for(channel or "email"),
+            settings=settings, now=now, claim_id=claim["_id"],
+            school_id=claim["school_id"], session_id=claim["session_id"], label=rcpt.label,
+            pupil_id=pupil["pupil_id"], guardian_id=guardian["guardian_id"],
+            guardian_name=mask_name(guardian["name"]), event_id=event_id))
     return docs

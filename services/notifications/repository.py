@@ -5,10 +5,19 @@ and consent answers.
   is one write.
 - `claims`: confirmed claims, recorded from `booking.claim_confirmed`, so session-level
   events (cancelled, rescheduled) and the reminder timer know which classes are on a trip.
+  Each carries its last consent reminder (`consent_reminder`: id, when, `next_at`), taken
+  by one conditional write (consent_reminders).
 - `messages`: one per (notice, guardian), `dedup_key` unique; `due_at` + `lease_until`
   drive the delivery timer; `sort_key` (kit.pages: created_at|id) pages the delivery log.
 - `consents`: append-only answers, `_id` (claim|pupil|seq).
-- `request_keys`: the Idempotency-Keys of consent answers (kit.request_keys), expiring.
+- `surveys`: one per trip (claim or tutor visit), carrying `survey_opened` in its outbox.
+- `survey_answers`: one per respondent per survey (`_id` survey|kind|respondent), changed
+  in place under a revision check, carrying `survey_answered`/`survey_changed`.
+- `request_keys`: the Idempotency-Keys of consent and survey answers (kit.request_keys),
+  expiring.
+
+`consents`, `surveys` and `survey_answers` carry outbox entries (kit.outbox): the event
+and the record it announces are one write.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.contracts.common import class_label_key
 from services.kit import clock, pages
 from services.kit.errors import NotFound
 from services.kit.mongo import Repository
@@ -27,7 +37,7 @@ DUPLICATE_KEY = 11000
 
 
 class NotificationsRepository(Repository):
-    outbox_collections = ()
+    outbox_collections = ("consents", "surveys", "survey_answers")
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
@@ -40,6 +50,10 @@ class NotificationsRepository(Repository):
         self.db.messages.create_index([("school_id", ASCENDING), ("sort_key", ASCENDING)])
         self.db.messages.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
         self.db.consents.create_index("claim_id")
+        self.db.messages.create_index("survey_id")
+        self.db.surveys.create_index("school_id")
+        self.db.surveys.create_index("sort_key")
+        self.db.survey_answers.create_index("survey_id")
         self.request_keys.ensure_indexes()
 
     @property
@@ -61,10 +75,19 @@ class NotificationsRepository(Repository):
         return doc
 
     def rosters_of(self, school_id: str, labels: list[str] | None = None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"school_id": school_id}
-        if labels is not None:
-            query["label"] = {"$in": labels}
-        return list(self.db.rosters.find(query).sort("label", ASCENDING))
+        """The school's rosters, or those of `labels` matched by `class_label_key` (a school
+        has tens of classes: read by the indexed school, matched here)."""
+        found = list(self.db.rosters.find({"school_id": school_id}).sort("label", ASCENDING))
+        if labels is None:
+            return found
+        keys = {class_label_key(label) for label in labels}
+        return [doc for doc in found if class_label_key(doc["label"]) in keys]
+
+    def roster_label(self, school_id: str, label: str) -> str:
+        """The label a class's roster is stored under: an existing roster's whose label
+        matches `label` by `class_label_key`, else `label` itself."""
+        same = self.rosters_of(school_id, [label])
+        return same[0]["label"] if same else label
 
     # -- claims ----------------------------------------------------------------------------
     def add_claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -82,8 +105,10 @@ class NotificationsRepository(Repository):
         return list(self.db.claims.find({"session_id": session_id, "status": status}))
 
     def active_claims_with_label(self, school_id: str, label: str, after: str) -> list[dict]:
+        key = class_label_key(label)
         return [c for c in self.db.claims.find({"school_id": school_id, "status": "confirmed"})
-                if label in c.get("labels", []) and c["trip"]["starts_at"] > after]
+                if key in {class_label_key(x) for x in c.get("labels", [])}
+                and c["trip"]["starts_at"] > after]
 
     def update_claim(self, claim_id: str, fields: dict[str, Any],
                      expect: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -91,6 +116,20 @@ class NotificationsRepository(Repository):
         return self.db.claims.find_one_and_update(
             {"_id": claim_id, **(expect or {})},
             {"$set": {**fields, "updated_at": clock.stamp()}},
+            return_document=ReturnDocument.AFTER)
+
+    def claims_by_ids(self, claim_ids: list[str]) -> list[dict[str, Any]]:
+        return list(self.db.claims.find({"_id": {"$in": list(claim_ids)}}))
+
+    def take_consent_reminder(self, claim_id: str, slot: dict[str, Any], now: str
+                              ) -> dict[str, Any] | None:
+        """Record a consent reminder if the claim is confirmed and the last one's
+        `next_at` has passed (or there was none); the record after, or None."""
+        return self.db.claims.find_one_and_update(
+            {"_id": claim_id, "status": "confirmed",
+             "$or": [{"consent_reminder": {"$exists": False}},
+                     {"consent_reminder.next_at": {"$lte": now}}]},
+            {"$set": {"consent_reminder": slot, "updated_at": now}},
             return_document=ReturnDocument.AFTER)
 
     def reminders_due(self, now: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -170,10 +209,17 @@ class NotificationsRepository(Repository):
         query: dict[str, Any] = {"claim_id": claim_id}
         if pupil_id is not None:
             query["pupil_id"] = pupil_id
-        return list(self.db.consents.find(query))
+        return list(self.db.consents.find(query, {"outbox": 0}))
+
+    def consent_records_of(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The answers of several claims, by claim id."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for doc in self.db.consents.find({"claim_id": {"$in": list(ids)}}, {"outbox": 0}):
+            found.setdefault(doc["claim_id"], []).append(doc)
+        return found
 
     def consent_record(self, record_id: str) -> dict[str, Any] | None:
-        return self.db.consents.find_one({"_id": record_id})
+        return self.db.consents.find_one({"_id": record_id}, {"outbox": 0})
 
     def add_consent(self, record: dict[str, Any]) -> bool:
         try:
@@ -181,3 +227,60 @@ class NotificationsRepository(Repository):
         except DuplicateKeyError:
             return False
         return True
+
+    # -- surveys ---------------------------------------------------------------------------
+    def add_survey(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Insert a trip's survey; the one stored first if it exists (an event repeated, or
+        an attendance correction)."""
+        try:
+            self.db.surveys.insert_one(doc)
+            return doc
+        except DuplicateKeyError:
+            found = self.db.surveys.find_one({"_id": doc["_id"]})
+            assert found is not None
+            return found
+
+    def survey(self, survey_id: str) -> dict[str, Any] | None:
+        return self.db.surveys.find_one({"_id": survey_id}, {"outbox": 0})
+
+    def update_survey(self, survey_id: str, revision: int, update: dict[str, Any]
+                      ) -> dict[str, Any] | None:
+        """Apply `update` if the survey is still at `revision`; the survey after, or None."""
+        return self.db.surveys.find_one_and_update(
+            {"_id": survey_id, "revision": revision}, update,
+            return_document=ReturnDocument.AFTER)
+
+    def guardians_asked(self, survey_id: str) -> int:
+        """Survey messages with a channel to go on (sent, on their way, or failed)."""
+        return sum(1 for m in self.db.messages.find({"survey_id": survey_id},
+                                                    {"status": 1, "kind": 1})
+                   if m.get("kind") == "survey" and m.get("status") != "suppressed")
+
+    def surveys(self, query: dict[str, Any], after: str | None, limit: int
+                ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of surveys, newest first, and the key to continue after."""
+        return pages.page(self.db.surveys, query, limit, after, {"outbox": 0},
+                          key="sort_key", newest_first=True)
+
+    def survey_answer(self, answer_id: str) -> dict[str, Any] | None:
+        return self.db.survey_answers.find_one({"_id": answer_id}, {"outbox": 0})
+
+    def survey_answers_by(self, survey_ids: list[str], kind: str, who: str
+                          ) -> dict[str, dict[str, Any]]:
+        """The answers of one respondent to several surveys, by survey id."""
+        ids = [f"{sid}|{kind}|{who}" for sid in survey_ids]
+        return {doc["survey_id"]: doc
+                for doc in self.db.survey_answers.find({"_id": {"$in": ids}}, {"outbox": 0})}
+
+    def add_survey_answer(self, doc: dict[str, Any]) -> bool:
+        try:
+            self.db.survey_answers.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def change_survey_answer(self, answer_id: str, revision: int, update: dict[str, Any]
+                             ) -> dict[str, Any] | None:
+        return self.db.survey_answers.find_one_and_update(
+            {"_id": answer_id, "revision": revision}, update,
+            projection={"outbox": 0}, return_document=ReturnDocument.AFTER)

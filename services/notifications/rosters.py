@@ -26,6 +26,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from services.contracts.common import class_label_key
 from services.contracts.notifications import (
     CHANNELS,
     CONTACT_OF,
@@ -347,3 +348,18 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     return {"label": doc["label"], "pupil_count": doc["pupil_count"],
             "guardian_count": doc["guardian_count"], "version": doc.get("version", 1),
             "updated_at": doc["updated_at"]}
+
+
+def class_pupils(repo: Any, school_id: Any, labels: Any) -> dict[str, list[str]]:
+    """`{label: [pupil_id, ...]}` of the current rosters, labels matched by
+    `class_label_key` (`五年级（2）班` finds `五年级(2)班`); a class with no roster: `[]`."""
+    if not isinstance(school_id, str) or not 1 <= len(school_id) <= 64:
+        raise ValidationFailed("school_id: a school id", {"school_id": ["a school id"]})
+    if not isinstance(labels, list) or len(labels) > 60 or not all(
+            isinstance(label, str) and 1 <= len(label) <= LABEL_MAX for label in labels):
+        raise ValidationFailed("labels: a list of at most 60 class labels",
+                               {"labels": ["a list of at most 60 class labels of 1-40 "
+                                           "characters"]})
+    found = {class_label_key(doc["label"]): doc for doc in repo.rosters_of(school_id, labels)}
+    return {label: [p["pupil_id"] for p in found[class_label_key(label)]["pupils"]]
+            if class_label_key(label) in found else [] for label in labels}

@@ -3,7 +3,8 @@
 `SMTP_HOST`, `SMTP_PORT`, `SMTP_FROM`, `SMS_WEBHOOK_URL`, `WECHAT_WEBHOOK_URL` name the
 providers (passed through by `make run` / `make up`); a channel without its setting fails
 its messages with a visible error rather than dropping them. `KEPU_PUBLIC_URL` is where
-parents open consent links. The `KEPU_NOTIFY_*` knobs exist so tests run fast.
+parents open consent and survey links; `KEPU_SURVEY_DAYS` how long a survey takes new
+answers. The `KEPU_NOTIFY_*` knobs exist so tests run fast.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class NotifySettings:
     concurrency: int = 16
     lease_s: int = 60
     reminder_hours: int = 24
+    survey_days: int = 14  # how long a survey takes new answers after the trip
     quiet: QuietHours = field(default_factory=QuietHours)
 
     @property
@@ -57,5 +59,6 @@ class NotifySettings:
             tick_s=float(env.get("KEPU_NOTIFY_TICK_S", "1")),
             concurrency=int(env.get("KEPU_NOTIFY_CONCURRENCY", "16")),
             reminder_hours=int(env.get("KEPU_NOTIFY_REMINDER_HOURS", "24")),
+            survey_days=max(1, int(env.get("KEPU_SURVEY_DAYS", "14"))),
             quiet=parse(env.get("KEPU_QUIET_HOURS", "21:00-07:00")),
         )

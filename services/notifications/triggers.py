@@ -21,7 +21,7 @@ from services.notifications.notices import compose
 
 log = logging.getLogger("kepu.notifications.triggers")
 
-STALE_ON_CANCEL = ("confirmed", "rescheduled", "reminder")
+STALE_ON_CANCEL = ("confirmed", "rescheduled", "reminder", "consent_reminder")
 
 
 def reminder_fields(trip: dict[str, Any], hours: int, now: str) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def query_filter(q: dict[str, Any], now: str) -> dict[str, Any]:
         low = q.get("grade", 1)
         f["grade_min"] = {"$lte": q.get("grade_max", low)}
         f["grade_max"] = {"$gte": low}
-    for key in ("category", "audience", "venue_id", "series_id", "district"):
+    for key in ("category", "audience", "venue_id", "series_id", "district", "district_id"):
         if q.get(key):
             f[key] = q[key]
     if "free" in q:
@@ -170,8 +170,9 @@ class Catalogue:
         where: dict[str, Any] = bounding_box(lat, lon, radius, "location.") if radius else {}
         if q.get("venue_id"):
             where["_id"] = q["venue_id"]
-        if q.get("district"):  # a venue's district is fixed, and copied onto its sessions
-            where["district"] = q["district"]
+        for key in ("district", "district_id"):  # a venue's, copied onto its sessions
+            if q.get(key):
+                where[key] = q[key]
         ranked = []
         for venue in self.venues.find(where, {"location": 1}):
             distance = round(haversine_km(lat, lon, venue["location"]["lat"],

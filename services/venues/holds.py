@@ -12,6 +12,11 @@ retried hold for the same claim cannot count twice, and two holds racing for the
 cannot both win. The session is read first to learn its per-school limit and the school's
 seats so far (the update requires both unchanged) and to name the reason of a refusal.
 
+The party is whoever the per-party limit counts: a school for claims and training seats,
+a household (admissions' digest of its verified mobile, `hh_…`) on family sessions, where
+`max_seats_per_school` stores the venue's `max_seats_per_household`. The map keeps its
+name (`per_school`) so existing sessions and school claims read as before.
+
 Venues does not judge claim policy: booking asks for a window session's seats when it
 allocates, after the window closed. What venues refuses is what no policy may break: a
 full, cancelled, started or unknown session, and a school over its limit.

@@ -15,9 +15,10 @@ from services.kit import clock
 from services.kit.actor import Actor
 from services.kit.config import Settings
 from services.kit.errors import Conflict, NotFound
+from services.kit.migrations import UNLINKED, DistrictDirectory, names_without_ids
 from services.kit.mongo import Repository
 from services.kit.outbox import add_events, event, with_events
-from services.kit.pages import sort_key
+from services.kit.pages import page, sort_key
 from services.kit.request_keys import RequestKeys, insert_once
 from services.venues.access import require_admin, require_manager
 from services.venues.catalogue import Catalogue
@@ -41,15 +42,19 @@ class VenueRepository(Repository):
         self.holds = Holds(self.db.sessions)
         self.catalogue = Catalogue(self.db.sessions, self.db.venues)
         self.tutors = Tutors(self.db.tutors, self.once)
+        # identity's districts, kept from `identity.district_registered` (kit.migrations)
+        self.districts = DistrictDirectory(self.db.district_directory)
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
-        for key in ("district", "location.lat", "location.lon"):
+        self.districts.ensure_indexes()
+        for key in ("district", "district_id", "location.lat", "location.lon"):
             self.db.venues.create_index(key)
         self.db.tutors.create_index("venue_id")
         self.db.tutors.create_index("sort_key")
         sessions = self.db.sessions
-        for key in ("sort_key", "end_key", "venue_id", "series_id", "district", "published"):
+        for key in ("sort_key", "end_key", "venue_id", "series_id", "district", "district_id",
+                    "published"):
             sessions.create_index(key)
         self.db.series.create_index("state")
         self.request_keys.ensure_indexes()
@@ -78,11 +83,19 @@ class VenueRepository(Repository):
         venue_id, retried = self.once.new_id("venue", "ven", admin.name, request_key, data)
         if retried and (earlier := self._venue(venue_id)) is not None:
             return earlier
-        venue = {**data, "_id": venue_id, "venue_id": venue_id, "created_at": clock.stamp(),
-                 "version": 0}
+        district_id, district = self.districts.resolve(data)
+        venue = {**data, "district_id": district_id, "district": district, "_id": venue_id,
+                 "venue_id": venue_id, "created_at": clock.stamp(), "version": 0}
         announced = event("venues.venue_registered", venue)
         earlier = insert_once(self.db.venues, with_events(venue, announced), self._venue)
         return earlier or venue
+
+    def list_venues(self, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of venues (any signed-in caller: a venue's record is public to staff),
+        in id order, narrowed by `district_id` and `kind`."""
+        flt = {k: query[k] for k in ("district_id", "kind") if query.get(k)}
+        return page(self.db.venues, flt, query["limit"], query.get("cursor"),
+                    {"outbox": 0}, key="_id")
 
     def _venue(self, venue_id: str) -> dict[str, Any] | None:
         return self.db.venues.find_one({"_id": venue_id}, {"outbox": 0})
@@ -114,3 +127,38 @@ class VenueRepository(Repository):
                 self.sessions.follow_venue(done)
                 return done
         raise Conflict(f"venue {venue_id} keeps changing; try again", code="busy")
+
+    # -- districts: names to ids (kit.migrations, docs/districts.md) ------------------------
+    def district_names(self) -> set[str]:
+        """District names of venues not yet linked to a district id."""
+        return names_without_ids(self.db.venues)
+
+    def adopt_district_ids(self, mapping: dict[str, str]) -> dict[str, int]:
+        """Link venues named in `mapping` (and their sessions) to their district ids.
+
+        Each venue's link is one conditional write with its `venues.venue_updated` event
+        (the whole record, version + 1), so booking's and identity's copies follow; a
+        venue already linked is left alone, which makes a second run change nothing.
+        """
+        for name, district_id in mapping.items():
+            self.districts.learn({"district_id": district_id, "name": name})
+        linked = 0
+        for doc in self.db.venues.find({"district": {"$in": sorted(mapping)},
+                                        "district_id": UNLINKED}, {"outbox": 0}):
+            district_id = mapping.get(doc["district"])
+            if district_id is None:  # the server matched a name the map spells otherwise
+                continue
+            version = doc.get("version", 0) + 1
+            after = {**doc, "district_id": district_id, "version": version}
+            done = self.db.venues.update_one(
+                {"_id": doc["_id"], "district_id": UNLINKED},
+                add_events({"$set": {"district_id": district_id, "version": version}},
+                           event("venues.venue_updated", after)))
+            linked += done.modified_count
+        sessions = 0
+        for name, district_id in sorted(mapping.items()):
+            sessions += self.db.sessions.update_many(
+                {"district": name, "district_id": UNLINKED},
+                {"$set": {"district_id": district_id, "venue.district_id": district_id}}
+            ).modified_count
+        return {"venues": linked, "sessions": sessions}

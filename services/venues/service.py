@@ -23,14 +23,18 @@ from services.contracts.venues import (
     TutorRegistration,
     Venue,
     VenueChange,
+    VenueQuery,
     VenueRegistration,
 )
 from services.kit.actor import Actors
 from services.kit.boundary import dump, load
 from services.kit.context import LogContext
 from services.kit.errors import validation_error
+from services.kit.events import subscribe
 from services.kit.health import Health
+from services.kit.migrations import checked_mapping
 from services.kit.mongo import Store
+from services.venues.access import require_admin
 from services.venues.repository import VenueRepository
 
 log = logging.getLogger("kepu.venues")
@@ -52,6 +56,12 @@ class VenuesService(Health):
         who = self.actors(actor)
         data = load(VenueRegistration, payload)
         return dump(Venue, self.store.register_venue(data, who, request_key))
+
+    @rpc
+    def list_venues(self, query: dict[str, Any], actor: Signed = None) -> dict[str, Any]:
+        self.actors(actor)  # any signed-in caller
+        docs, cursor = self.store.list_venues(load(VenueQuery, query or {}))
+        return {"items": [dump(Venue, d) for d in docs], "next_cursor": cursor}
 
     @rpc
     def get_venue(self, venue_id: str) -> dict[str, Any]:
@@ -138,6 +148,22 @@ class VenuesService(Health):
     @rpc
     def seats(self, session_id: str) -> dict[str, Any]:
         return self.store.holds.seats(session_id)
+
+    # -- districts: names to ids (`kepu migrate districts`, kit.migrations) ----------------
+    @rpc
+    def district_names(self, actor: Signed = None) -> list[str]:
+        require_admin(self.actors(actor), "migrate districts")
+        return sorted(self.store.district_names())
+
+    @rpc
+    def adopt_district_ids(self, mapping: dict[str, str], actor: Signed = None
+                           ) -> dict[str, int]:
+        require_admin(self.actors(actor), "migrate districts")
+        return self.store.adopt_district_ids(checked_mapping(mapping))
+
+    @subscribe("identity.district_registered")
+    def on_district_registered(self, event: dict[str, Any]) -> None:
+        self.store.districts.learn(event["data"])
 
     # -- upkeep ----------------------------------------------------------------------------
     @timer(interval=60)

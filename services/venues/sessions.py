@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 
-from services.contracts.venues import session_errors
+from services.contracts.venues import PERSON_CATEGORIES, session_errors
 from services.kit import clock
 from services.kit.actor import Actor
 from services.kit.errors import Conflict, NotFound, ValidationFailed
@@ -54,18 +54,33 @@ def view(doc: dict[str, Any], now: str | None = None,
             "audience", "grades", "starts_at", "ends_at", "capacity", "seats_left",
             "price_fen", "claim_policy", "window_closes_at", "max_seats_per_school",
             "min_teachers_per_students", "cancel_cutoff_hours", "what_to_bring", "timezone",
-            "venue", "cancel_reason", "created_at")
+            "venue", "cancel_reason", "created_at", "max_people_per_booking")
     out = {key: doc.get(key) for key in keys}
+    out["prices_fen"] = prices_of(doc)
+    out["households_may_book_again"] = bool(doc.get("households_may_book_again"))
+    # on a family session the hold's per-party limit is the household's
+    family = doc.get("audience") == "family"
+    out["max_seats_per_household"] = doc.get("max_seats_per_school") if family else None
+    if family:
+        out["max_seats_per_school"] = None
     out["status"] = status_of(doc, now or clock.stamp())
     if distance_km is not None:
         out["distance_km"] = distance_km
     return out
 
 
+def prices_of(doc: dict[str, Any]) -> dict[str, int]:
+    """Each person category's price in fen; a category the venue left out costs price_fen."""
+    given = doc.get("prices_fen") or {}
+    return {category: given.get(category) if given.get(category) is not None
+            else doc["price_fen"] for category in PERSON_CATEGORIES}
+
+
 def venue_snapshot(venue: dict[str, Any]) -> dict[str, Any]:
     """What a session shows of its venue, kept current by venue edits."""
     return {"name": venue["name"], "kind": venue["kind"], "address": venue["address"],
-            "district": venue["district"], "location": dict(venue["location"])}
+            "district": venue["district"], "district_id": venue.get("district_id"),
+            "location": dict(venue["location"])}
 
 
 def new_session(session_id: str, draft: dict[str, Any], venue: dict[str, Any], starts_at: str,
@@ -82,13 +97,20 @@ def new_session(session_id: str, draft: dict[str, Any], venue: dict[str, Any], s
         "capacity": draft["capacity"], "seats_left": draft["capacity"], "held": 0,
         "holds": {}, "per_school": {}, "price_fen": draft["price_fen"],
         "claim_policy": draft["claim_policy"], "window_closes_at": window_closes_at,
-        "max_seats_per_school": draft.get("max_seats_per_school"),
+        # the hold's per-party limit: a school's, or on a family session a household's
+        "max_seats_per_school": (draft.get("max_seats_per_household")
+                                 if draft["audience"] == "family"
+                                 else draft.get("max_seats_per_school")),
+        "prices_fen": draft.get("prices_fen"),
+        "max_people_per_booking": draft.get("max_people_per_booking"),
+        "households_may_book_again": bool(draft.get("households_may_book_again")),
         "min_teachers_per_students": draft.get("min_teachers_per_students"),
         "cancel_cutoff_hours": draft["cancel_cutoff_hours"],
         "what_to_bring": draft.get("what_to_bring"), "status": "open",
         "cancel_reason": None, "published": published,
         "timezone": venue.get("timezone") or "Asia/Shanghai",
         "venue": venue_snapshot(venue), "district": venue["district"],
+        "district_id": venue.get("district_id"),
         "created_at": clock.stamp(), "version": 1,
     }
 

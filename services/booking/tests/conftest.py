@@ -147,10 +147,23 @@ def frozen_clock():
 ADMIN = Actor(sub="t-admin", role="admin")
 
 
+DISTRICT_IDS = {"浦东新区": "dis_pudong", "徐汇区": "dis_xuhui"}
+
+
+def known_district(repo, name="浦东新区"):
+    """The district's id, after booking heard identity register it."""
+    district_id = DISTRICT_IDS.get(name, f"dis_{abs(hash(name)) % 10**8}")
+    repo.districts.learn({"district_id": district_id, "name": name, "code": district_id[4:],
+                          "timezone": "Asia/Shanghai"})
+    return district_id
+
+
 def make_school(repo, name="一小", rural=False, under_resourced=False, district="浦东新区"):
-    return register_school(repo, ADMIN, {"name": name, "district": district,
-                                  "location": {"lat": 31.0, "lon": 121.0}, "rural": rural,
-                                  "under_resourced": under_resourced, "students": 500})
+    return register_school(repo, ADMIN, {"name": name,
+                                         "district_id": known_district(repo, district),
+                                         "location": {"lat": 31.0, "lon": 121.0},
+                                         "rural": rural, "under_resourced": under_resourced,
+                                         "students": 500})
 
 
 def school_actor(school):

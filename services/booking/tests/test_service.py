@@ -66,8 +66,8 @@ def test_finance_reads_the_schools_and_visits_of_its_district(service, repo, ven
     visit = service.book_tutor_visit(signed(school_actor(school)), visit_body(tutor), "v-1")
     retried = service.book_tutor_visit(signed(school_actor(school)), visit_body(tutor), "v-1")
     assert retried["visit_id"] == visit["visit_id"]
-    pudong = signed(Actor(sub="f-1", role="finance", org="浦东新区"))
-    xuhui = signed(Actor(sub="f-2", role="finance", org="徐汇区"))
+    pudong = signed(Actor(sub="f-1", role="finance", org="dis_pudong"))
+    xuhui = signed(Actor(sub="f-2", role="finance", org="dis_xuhui"))
     assert service.get_school(pudong, school["school_id"])["school_id"] == school["school_id"]
     assert service.get_tutor_visit(pudong, visit["visit_id"])["visit_id"] == visit["visit_id"]
     with pytest.raises(NotFound):

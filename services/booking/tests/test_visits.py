@@ -10,8 +10,8 @@ from services.booking.tests.test_idempotency import add_tutor, visit_body
 from services.kit.actor import Actor
 from services.kit.errors import Forbidden, NotFound
 
-PUDONG = Actor(sub="f-1", role="finance", org="浦东新区")
-XUHUI = Actor(sub="f-2", role="finance", org="徐汇区")
+PUDONG = Actor(sub="f-1", role="finance", org="dis_pudong")
+XUHUI = Actor(sub="f-2", role="finance", org="dis_xuhui")
 ADMIN = Actor(sub="ops", role="admin")
 
 VENUE = {"venue_id": "ven_1", "name": "上海科技馆", "kind": "science_museum",
@@ -48,7 +48,7 @@ def test_finance_without_an_organisation_is_refused(desk, visits):
     with pytest.raises(Forbidden):
         desk.visits.list(nobody, {"limit": 50})
     with pytest.raises(Forbidden):
-        readable_school(nobody, {"school_id": "sch_1", "district": "浦东新区"})
+        readable_school(nobody, {"school_id": "sch_1", "district_id": "dis_pudong"})
 
 
 def test_finance_reads_only_its_districts_schools(repo):

@@ -7,8 +7,11 @@ from services.gateway.routing import ROUTES, Route
 
 def all_routes() -> list[Route]:
     from services.gateway.routes import (  # noqa: F401
+        admissions,
         booking,
         funding,
+        identity,
+        monitoring,
         notifications,
         registration,
         venues,

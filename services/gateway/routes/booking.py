@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.contracts.booking import (
+    AllocationView,
     AttendanceRequest,
     BatchRequest,
     BatchView,
@@ -18,7 +19,7 @@ from services.contracts.booking import (
 )
 from services.gateway.routing import Call, route
 
-ANY = ("admin", "venue", "school", "finance")
+ANY = ("admin", "venue", "school", "finance", "district")  # district staff: read only
 
 
 @route("POST", "/v1/claims", roles=("school",), tag="claims", body=ClaimRequest,
@@ -67,11 +68,22 @@ def get_batch(call: Call) -> Any:
     return call.rpc.booking.get_batch(call.actor, call.path["batch_id"])
 
 
-@route("POST", "/v1/sessions/<session_id>/attendance", roles=("venue",), tag="claims",
-       body=AttendanceRequest)
+@route("POST", "/v1/sessions/<session_id>/attendance", roles=("venue", "school"),
+       tag="claims", body=AttendanceRequest)
 def record_attendance(call: Call) -> Any:
-    """Record the students who came, per claim."""
+    """Record who came, per claim: a head count, or the pupils of each class (roster ids).
+    The session's venue, or the school for its own claims (the teacher on the trip)."""
     return call.rpc.booking.record_attendance(call.actor, call.path["session_id"], call.body)
+
+
+@route("GET", "/v1/sessions/<session_id>/allocation", roles=("admin", "venue", "school"),
+       tag="claims", response=AllocationView)
+def get_allocation(call: Call) -> Any:
+    """A window session's allocation: the seed, the order rules (priority schools, fewer
+    confirmed visits, fewer no-shows, lottery) and each claim's rank, outcome and reason.
+    The session's venue and admins see every claim; a school only its own. Before the
+    window closes, `state` is `open` and there are no items yet."""
+    return call.rpc.booking.get_allocation(call.actor, call.path["session_id"])
 
 
 @route("POST", "/v1/tutor-visits", roles=("school",), tag="tutor visits",
@@ -86,7 +98,8 @@ def book_tutor_visit(call: Call) -> Any:
 @route("GET", "/v1/tutor-visits", roles=ANY, tag="tutor visits", query=TutorVisitQuery,
        response=TutorVisitView, many=True)
 def list_tutor_visits(call: Call) -> Any:
-    """Tutor visits: a school sees its own, a venue its tutors'."""
+    """Tutor visits: a school sees its own, a venue its tutors', finance and district staff
+    their district's."""
     return call.rpc.booking.list_tutor_visits(call.actor, call.request.args.to_dict())
 
 

@@ -8,11 +8,7 @@ after a gateway timeout never creates a second posting, card, run or statement.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
-from urllib.parse import quote
-
-from werkzeug.wrappers import Response
 
 from services.contracts.funding import (
     AccountQuery,
@@ -47,6 +43,7 @@ from services.contracts.funding import (
     TrialBalanceView,
     VisitSelection,
 )
+from services.gateway.downloads import download
 from services.gateway.problems import Problem
 from services.gateway.routing import Call, route
 
@@ -58,14 +55,6 @@ STATEMENT_TIMEOUT_S = 300  # a term of 100,000 payouts takes a while on nx-27017
 
 def _args(call: Call) -> dict[str, Any]:
     return call.request.args.to_dict()
-
-
-def _download(file: dict[str, Any]) -> Response:
-    body = base64.b64decode(file["base64"]) if "base64" in file else file["text"].encode()
-    name = file["filename"]
-    return Response(body, status=200, content_type=file["content_type"], headers={
-        "Content-Disposition": f"attachment; filename=\"{name}\"; "
-                               f"filename*=UTF-8''{quote(name)}"})
 
 
 # -- budgets and the ledger ---------------------------------------------------------------
@@ -243,7 +232,7 @@ def discard_payout_run(call: Call) -> Any:
        raw_response=True)
 def payout_file(call: Call) -> Any:
     """The bank payout file (CSV) of an exported run; the same bytes every time."""
-    return _download(call.rpc.funding.payout_file(call.actor, call.path["run_id"]))
+    return download(call.rpc.funding.payout_file(call.actor, call.path["run_id"]))
 
 
 @route("GET", "/v1/funding/payout-lines", roles=FINANCE, tag=TAG, query=PayoutLineQuery,
@@ -293,7 +282,7 @@ def statement_findings(call: Call) -> Any:
        raw_response=True)
 def statement_csv(call: Call) -> Any:
     """The reconciliation report as CSV."""
-    return _download(call.rpc.funding.statement_file(call.actor, call.path["statement_id"],
+    return download(call.rpc.funding.statement_file(call.actor, call.path["statement_id"],
                                                      "csv"))
 
 
@@ -301,7 +290,7 @@ def statement_csv(call: Call) -> Any:
        raw_response=True)
 def statement_xlsx(call: Call) -> Any:
     """The reconciliation report as an Excel workbook."""
-    return _download(call.rpc.funding.statement_file(call.actor, call.path["statement_id"],
+    return download(call.rpc.funding.statement_file(call.actor, call.path["statement_id"],
                                                      "xlsx"))
 
 
@@ -316,11 +305,11 @@ def term_report(call: Call) -> Any:
        raw_response=True)
 def term_report_csv(call: Call) -> Any:
     """One view of the term report (`by` source, school or tutor) as CSV."""
-    return _download(call.rpc.funding.report_file(call.actor, call.path["term"], "csv",
+    return download(call.rpc.funding.report_file(call.actor, call.path["term"], "csv",
                                                   _args(call)))
 
 
 @route("GET", "/v1/funding/reports/<term>/xlsx", roles=FINANCE, tag=TAG, raw_response=True)
 def term_report_xlsx(call: Call) -> Any:
     """The term report as an Excel workbook: summary, by source, by school, by tutor."""
-    return _download(call.rpc.funding.report_file(call.actor, call.path["term"], "xlsx", {}))
+    return download(call.rpc.funding.report_file(call.actor, call.path["term"], "xlsx", {}))

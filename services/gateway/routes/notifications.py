@@ -1,4 +1,5 @@
-"""Notifications routes: class rosters, the delivery log, consent links and answers."""
+"""Notifications routes: class rosters, the delivery log, consent and survey links and
+answers, and teachers' surveys."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from services.contracts.notifications import (
     ClaimConsents,
     ConsentAnswer,
     ConsentPage,
+    ConsentProgress,
+    ConsentProgressQuery,
+    ConsentReminder,
     Message,
     NotificationsQuery,
     Roster,
     RosterSummary,
     RosterUpload,
+    SurveyAnswer,
+    SurveyListQuery,
+    SurveyPage,
+    SurveyQuery,
 )
 from services.gateway.routing import Call, route
 
@@ -74,6 +82,30 @@ def claim_consents(call: Call) -> Any:
     return call.rpc.notifications.claim_consents(call.actor, call.path["claim_id"])
 
 
+@route("POST", "/v1/claims/<claim_id>/consents/remind", roles=("school",), tag="consents",
+       response=ConsentReminder, status=201, creates=True)
+def remind_consents(call: Call) -> Any:
+    """Send the consent request again to the guardians of pupils with no answer yet (201).
+
+    The claim's own school, while the claim is confirmed and the trip has not started
+    (409 `claim-cancelled`, `trip-started`); once per claim every 12 hours (429
+    `consent-reminder-too-soon` with `Retry-After`); 409 `consent-nothing-to-remind` when
+    every pupil has an answer. SMS and WeChat wait for the end of quiet hours (21:00-07:00
+    Beijing time). A retry with the same `Idempotency-Key` answers the first reminder.
+    """
+    return call.rpc.notifications.remind_consents(call.actor, call.path["claim_id"],
+                                                  call.request_key)
+
+
+@route("GET", "/v1/consent-summaries", roles=("admin", "venue", "school"), tag="consents",
+       query=ConsentProgressQuery, response=ConsentProgress, many=True)
+def consent_summaries(call: Call) -> Any:
+    """Consent progress `{pupils, yes, no, pending}` of up to 100 claims (`claim_ids=a,b`):
+    counts only, no name or contact. A venue sees the claims on its sessions, a school its
+    own; ids the caller may not see (or of claims never confirmed) are left out."""
+    return call.rpc.notifications.consent_progress(call.actor, call.query["claim_ids"])
+
+
 @route("GET", "/v1/consents/<token>", roles=None, tag="consents", query=ConsentQuery,
        response=ConsentPage)
 def consent_page(call: Call) -> Any:
@@ -92,4 +124,52 @@ def answer_consent(call: Call) -> Any:
     """
     result = call.rpc.notifications.answer_consent(call.path["token"], call.body,
                                                    call.request_key)
+    return result, 201 if result.get("recorded") else 200
+
+
+# -- surveys -----------------------------------------------------------------------------
+@route("GET", "/v1/surveys/<token>", roles=None, tag="surveys", query=SurveyQuery,
+       response=SurveyPage)
+def survey_page(call: Call) -> Any:
+    """What a parent sees on opening a survey link: the trip, the questions, their answer
+    so far (in their language unless `lang` asks for another)."""
+    return call.rpc.notifications.survey_page(call.path["token"], call.query["lang"])
+
+
+@route("POST", "/v1/surveys/<token>", roles=None, tag="surveys", body=SurveyAnswer,
+       response=SurveyPage, status=201)
+def answer_survey(call: Call) -> Any:
+    """A parent's ratings (1-5 on content, organisation, safety) and optional comment (201);
+    the same answer again records nothing (200). Changeable for 7 days after it was first
+    given (then 409 `survey-answer-locked`); a retry with the same `Idempotency-Key`
+    records nothing more. Contacts in the comment are masked before it is stored. The
+    answer comes back in the guardian's language."""
+    result = call.rpc.notifications.answer_survey(call.path["token"], call.body,
+                                                  call.request_key)
+    return result, 201 if result.get("recorded") else 200
+
+
+@route("GET", "/v1/surveys", roles=("school",), tag="surveys", query=SurveyListQuery,
+       response=SurveyPage, many=True)
+def list_surveys(call: Call) -> Any:
+    """The school's trip surveys for the signed-in teacher, newest first, with their own
+    answer; `state=open` (default) lists those they may still answer or change."""
+    return call.rpc.notifications.list_surveys(call.actor, call.request.args.to_dict())
+
+
+@route("GET", "/v1/surveys/teacher/<trip_id>", roles=("school",), tag="surveys",
+       query=SurveyQuery, response=SurveyPage)
+def teacher_survey(call: Call) -> Any:
+    """One trip's survey (the claim or tutor-visit id) for the signed-in teacher."""
+    return call.rpc.notifications.teacher_survey(call.actor, call.path["trip_id"],
+                                                 call.query["lang"])
+
+
+@route("POST", "/v1/surveys/teacher/<trip_id>", roles=("school",), tag="surveys",
+       body=SurveyAnswer, response=SurveyPage, status=201, creates=True)
+def answer_teacher_survey(call: Call) -> Any:
+    """The signed-in teacher's answer about a trip of their school (201; the same answer
+    again: 200), changeable for 7 days."""
+    result = call.rpc.notifications.answer_teacher_survey(
+        call.actor, call.path["trip_id"], call.body, call.request_key)
     return result, 201 if result.get("recorded") else 200

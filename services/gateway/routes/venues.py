@@ -21,11 +21,20 @@ from services.contracts.venues import (
     TutorView,
     Venue,
     VenueChange,
+    VenueQuery,
 )
 from services.gateway.routing import Call, route
 
-ANYONE = ("admin", "venue", "school", "finance")
+ANYONE = ("admin", "venue", "school", "finance", "district")
 VENUE_STAFF = ("venue", "admin")
+
+
+@route("GET", "/v1/venues", roles=ANYONE, tag="venues", query=VenueQuery, response=Venue,
+       many=True)
+def list_venues(call: Call) -> Any:
+    """Venues, paged (`district_id=`, `kind=` narrow it): schools choosing whose tutors to
+    invite, admin and district staff."""
+    return call.rpc.venues.list_venues(call.request.args.to_dict(), actor=call.actor)
 
 
 @route("PATCH", "/v1/venues/<venue_id>", roles=VENUE_STAFF, tag="venues", body=VenueChange,

@@ -131,3 +131,17 @@ def test_records_are_never_changed(repo, orgs):
     for verb in ("update_one", "update_many", "delete_one", "delete_many", "replace_one",
                  "find_one_and_update"):
         assert verb not in source
+
+
+def test_a_district_naming_an_organisation_outside_it_is_refused(repo, orgs):
+    bureau = Actor(sub="usr_d", role="district", org=orgs)
+    assert repo.audit.query(query(org_id="sch_a"), bureau)["items"] == []
+    with pytest.raises(Forbidden):
+        repo.audit.query(query(org_id="sch_far"), bureau)
+
+
+def test_a_batch_sent_twice_is_recorded_once(repo, orgs):
+    batch = [request_entry("sch_a", entry_id="a" * 32), request_entry("sch_a", entry_id="b" * 32)]
+    assert repo.audit.requests(batch) == 2
+    repo.audit.requests([*batch, request_entry("sch_a", entry_id="c" * 32)])  # a retry
+    assert repo.db.audit.count_documents({"action": "request"}) == 3

@@ -46,6 +46,7 @@ def test_calls_that_act_for_someone_refuse_an_unsigned_or_forged_actor(service, 
         lambda a: service.audit({}, a),
         lambda a: service.export_audit({}, a),
         lambda a: service.switch({"org_id": "sch_a", "role": "school"}, a),
+        lambda a: service.people("usr_x", a),
         lambda a: service.me(a),
     ]
     for actor in (None, ADMIN.as_dict(), forged):
@@ -73,6 +74,9 @@ def test_the_whole_way_in_through_the_entrypoints(service, repo):
     me = service.me(signed(Actor(sub=again["user_id"], role="finance",
                                  org=district["district_id"])))
     assert me["display_name"] == "财务 刘"
+    assert [(m["org_name"], m["org_kind"]) for m in me["memberships"]] == [
+        ("浦东新区教育局", "district")]
+    assert me["acting"]["org_name"] == "浦东新区教育局"
     as_finance = signed(Actor(sub=again["user_id"], role="finance",
                               org=district["district_id"]))
     key = service.create_api_key({"name": "财务系统", "role": "finance"}, as_finance)
@@ -103,9 +107,11 @@ def test_the_gateway_records_requests_and_the_admin_reads_and_exports_them(servi
     entry = {"method": "GET", "route": "/v1/claims/{claim_id}", "resource_id": "clm_1",
              "status": 200, "user_id": "usr_1", "org_id": "sch_a", "role": "school",
              "request_id": "req-1", "client_address": "203.0.113.7"}
-    assert service.record_requests([entry, entry]) == {"recorded": 2}
+    assert service.record_requests([entry, entry]) == {"recorded": 2, "refused": 0}
+    poisoned = service.record_requests([entry, {**entry, "status": "teapot"}])
+    assert poisoned == {"recorded": 1, "refused": 1}  # one bad record holds back no other
     rows = service.audit({"action": "request"}, signed(ADMIN))["items"]
-    assert len(rows) == 2 and rows[0]["route"] == "/v1/claims/{claim_id}"
+    assert len(rows) == 3 and rows[0]["route"] == "/v1/claims/{claim_id}"
     assert "/v1/claims/{claim_id}" in service.export_audit({}, signed(ADMIN))
 
 

@@ -72,3 +72,18 @@ def test_a_hash_made_with_old_parameters_is_replaced_at_sign_in(repo):
     stored = repo.db.users.find_one({"_id": joined["user_id"]})["password_hash"]
     assert stored != old and not repo.hasher.needs_rehash(stored)
     login(repo, "teacher@example.cn")
+
+
+def test_hashing_runs_where_the_service_offloads_it():
+    from services.identity.passwords import Passwords
+
+    ran = []
+
+    def offload(work, *args):
+        ran.append(work.__name__)
+        return work(*args)
+
+    hasher = Passwords(time_cost=1, memory_kib=8, offload=offload)
+    stored = hasher.hash("a-long-pass-phrase")
+    assert hasher.verify(stored, "a-long-pass-phrase") and not hasher.verify(None, "x")
+    assert ran == ["hash", "verify", "verify"]

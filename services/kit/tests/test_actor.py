@@ -63,3 +63,9 @@ def test_roles_and_ownership():
     with pytest.raises(Forbidden):
         SCHOOL.org_as("venue")
     assert SCHOOL.name == "school:u1"
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_a_crash():
+    signed = {**sign(SCHOOL, KEY), "sig": "签名"}
+    with pytest.raises(Forbidden):
+        verify(signed, KEY)

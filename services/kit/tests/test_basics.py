@@ -28,9 +28,26 @@ def test_tokens_round_trip_and_refuse_forgery():
     with pytest.raises(auth.InvalidToken):
         auth.verify("t" * 32, token)
     with pytest.raises(auth.InvalidToken):
-        auth.verify("s" * 32, auth.mint("s" * 32, "admin", ttl=timedelta(seconds=-5)))
+        auth.verify("s" * 32, auth.mint("s" * 32, "admin", ttl=timedelta(seconds=-60)))
     with pytest.raises(ValueError):
         auth.mint("s" * 32, "school")  # a school token names its school
+    with pytest.raises(ValueError):
+        auth.mint("s" * 32, "admin", ttl=timedelta(hours=25))  # operators' tokens: 24 h at most
+
+
+def test_tokens_need_the_api_audience_and_a_jti():
+    import jwt
+
+    now = int(datetime.now(UTC).timestamp())
+    base = {"sub": "u", "role": "admin", "iss": "kepu", "aud": "kepu-api", "jti": "j",
+            "iat": now, "exp": now + 60}
+    assert auth.verify("s" * 32, jwt.encode(base, "s" * 32, algorithm="HS256")).sub == "u"
+    for broken in ({"aud": "another-api"}, {"aud": None}, {"jti": None}, {"iss": "other"}):
+        claims = {k: v for k, v in {**base, **broken}.items() if v is not None}
+        with pytest.raises(auth.InvalidToken):
+            auth.verify("s" * 32, jwt.encode(claims, "s" * 32, algorithm="HS256"))
+    district = auth.verify("s" * 32, auth.mint("s" * 32, "district", "dis_1"))
+    assert (district.role, district.org) == ("district", "dis_1")
 
 
 class Inner(Strict):

@@ -7,14 +7,14 @@ WeChat. Times are shown on the wall clock of the trip's own time zone (the venue
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.contracts.notifications import LANGUAGES, NOTICE_KINDS
+from services.contracts.notifications import ACCOUNT_KINDS, LANGUAGES, NOTICE_KINDS
 from services.kit import clock
 
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), undefined=StrictUndefined,
@@ -81,9 +81,8 @@ def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
     """Render one notice; `context` holds guardian, pupil, school_name, label, trip, …"""
     if kind not in NOTICE_KINDS:
         raise ValueError(f"no notice kind {kind!r}")
-    language = language if language in LANGUAGES else "zh-CN"
+    language = language_of(language)
     name = f"{kind}.{language}"
-    template = _ENV.get_template(f"{name}.j2")
     trip = context["trip"]
     values = {
         **context,
@@ -94,8 +93,39 @@ def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
     if previous:
         values["previous_when"] = local_time(previous["starts_at"], previous["ends_at"],
                                              trip.get("timezone"), language)
+    return _blocks(name, values)
+
+
+def _blocks(name: str, values: dict[str, Any]) -> Rendered:
+    template = _ENV.get_template(f"{name}.j2")
     ctx = template.new_context(values)
     blocks = {block: "".join(template.blocks[block](ctx)).strip()
               for block in ("subject", "email", "short")}
     return Rendered(name, " ".join(blocks["subject"].split()), blocks["email"] + "\n",
                     " ".join(blocks["short"].split()))
+
+
+def language_of(language: str | None) -> str:
+    return language if language in LANGUAGES else "zh-CN"
+
+
+def moment(stamp: str, language: str, timezone: str | None = None) -> str:
+    """A deadline as people read it: `2026年12月9日（星期三）18:00（北京时间）`."""
+    tz = zone(timezone)
+    when = clock.parse(stamp).astimezone(tz)
+    shanghai = tz.key == "Asia/Shanghai"
+    if language == "zh-CN":
+        return f"{_day(when, language)}{when:%H:%M}（{'北京时间' if shanghai else tz.key}）"
+    return f"{_day(when, language)}, {when:%H:%M} ({'Beijing time' if shanghai else tz.key})"
+
+
+def day_text(day: date, language: str) -> str:
+    """A whole day (a tutor visit's): `2026年12月3日（星期四）` / `Thursday 3 December 2026`."""
+    return _day(datetime(day.year, day.month, day.day), language)
+
+
+def render_message(kind: str, language: str, values: dict[str, Any]) -> Rendered:
+    """Render a message that is not about a claim's trip: an account link or a survey."""
+    if kind not in (*ACCOUNT_KINDS, "survey"):
+        raise ValueError(f"no message kind {kind!r}")
+    return _blocks(f"{kind}.{language_of(language)}", values)

@@ -36,6 +36,6 @@ def test_venue_updated_carries_the_whole_directory_entry_and_its_version(repo, v
     assert second["data"] == {
         "venue_id": venue["_id"], "name": "上海科技馆 新馆", "kind": "planetarium",
         "district": "浦东新区", "address": "新地址1号", "location": place,
-        "timezone": "Asia/Shanghai", "version": 2}
+        "timezone": "Asia/Shanghai", "version": 2, "district_id": None}
     assert first["data"]["version"] == 1
     assert repo.venue(venue["_id"])["version"] == 2
