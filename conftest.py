@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import pymongo.database
 import pytest
 
 from deploy import broker as broker_admin
-from deploy.stack import ROOT, Stack, free_port, stack_env, wait_port
+from deploy.stack import Stack, free_port, private_mongo, stack_env
 from services.kit import broker
 from services.kit import services as registry
 from services.kit.rpc_client import RpcClient
@@ -55,24 +53,8 @@ def mongo_url(tmp_root: Path) -> Iterator[str]:
     if os.environ.get("KEPU_TEST_MONGO_URL"):
         yield os.environ["KEPU_TEST_MONGO_URL"]
         return
-    port = free_port()
-    data = tmp_root / "mongo"
-    data.mkdir()
-    log = open(tmp_root / "mongo.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "services.kit.mongo_server", "--host",
-                             "127.0.0.1", "-p", str(port), "--data-dir", str(data)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    try:
-        wait_port(port)
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with private_mongo(tmp_root / "mongo") as url:
+        yield url
 
 
 @pytest.fixture()

@@ -30,7 +30,6 @@ import json
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.stack import free_port, wait_port  # noqa: E402
+from deploy.stack import private_mongo as stack_mongo  # noqa: E402
 from services.funding import accounts as chart  # noqa: E402
 from services.funding import exports  # noqa: E402
 from services.funding.ledger import Entry  # noqa: E402
@@ -62,22 +61,10 @@ BUDGET = chart.budget(WARM_UP, TERM, "fiscal_subsidy")
 @contextmanager
 def private_mongo() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="kepu-bench-funding-"))
-    port = free_port()
-    log = open(tmp / "mongo.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "services.kit.mongo_server", "--host",
-                             "127.0.0.1", "-p", str(port), "--data-dir", str(tmp)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
     try:
-        wait_port(port)
-        yield f"mongodb://127.0.0.1:{port}"
+        with stack_mongo(tmp) as url:
+            yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

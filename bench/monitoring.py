@@ -45,7 +45,8 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.stack import free_port, wait_port  # noqa: E402
+from deploy.stack import free_port  # noqa: E402
+from deploy.stack import private_mongo as stack_mongo  # noqa: E402
 from services.monitoring import exports, figures  # noqa: E402
 from services.monitoring.figures import Filter, Scope  # noqa: E402
 from services.monitoring.repository import MonitoringRepository  # noqa: E402
@@ -64,22 +65,10 @@ def pct(values: list[float], q: float) -> float:
 @contextmanager
 def private_mongo() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="kepu-bench-monitoring-"))
-    port = free_port()
-    log = open(tmp / "mongo.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "services.kit.mongo_server", "--host",
-                             "127.0.0.1", "-p", str(port), "--data-dir", str(tmp)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
     try:
-        wait_port(port)
-        yield f"mongodb://127.0.0.1:{port}"
+        with stack_mongo(tmp) as url:
+            yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

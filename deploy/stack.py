@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,29 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+@contextmanager
+def private_mongo(data_dir: Path) -> Iterator[str]:
+    """A throwaway nx-27017 on a free port with its data in `data_dir` (tests, benches);
+    yields its URL and stops it afterwards."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "mongo.log", "ab")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen([sys.executable, "-m", "services.kit.mongo_server", "--host",
+                             "127.0.0.1", "-p", str(port), "--data-dir", str(data_dir)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        wait_port(port)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def command(name: str, env: dict[str, str]) -> list[str]:
