@@ -18,11 +18,10 @@ from services.console import i18n
 from services.console.api import ApiProblem
 from services.console.app import _
 from services.console.views.common import Form, api, items_of
+from services.contracts.venues import CATEGORIES  # the session categories, defined once
 
 bp = Blueprint("family", __name__)
 
-CATEGORIES = ("science", "moral", "tutoring", "sports", "arts", "labour", "tradition",
-              "innovation")
 
 
 def _language() -> str:

@@ -25,10 +25,9 @@ from services.console.views.common import (
     who,
     whole,
 )
+from services.contracts.venues import CATEGORIES  # the session categories, defined once
 
 bp = Blueprint("school", __name__, url_prefix="/school")
-CATEGORIES = ("science", "moral", "tutoring", "sports", "arts", "labour", "tradition",
-              "innovation")
 NUMERALS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
             "初一": 7, "初二": 8, "初三": 9, "高一": 10, "高二": 11, "高三": 12}
 GRADE = re.compile(r"^(初[一二三]|高[一二三]|[一二三四五六七八九])年级"

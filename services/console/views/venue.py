@@ -21,10 +21,9 @@ from services.console.views.common import (
     who,
     whole,
 )
+from services.contracts.venues import CATEGORIES  # the session categories, defined once
 
 bp = Blueprint("venue", __name__, url_prefix="/venue")
-CATEGORIES = ("science", "moral", "tutoring", "sports", "arts", "labour", "tradition",
-              "innovation")
 LEVELS = ("junior", "intermediate", "senior", "expert")
 SESSION_FIELDS = {"title": "title", "description": "description", "category": "category",
                   "audience": "audience", "grades": "grade_min", "starts_at": "starts_at",
