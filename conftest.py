@@ -36,6 +36,7 @@ TEST_ENV = {
     "PYTHONWARNINGS": "ignore::DeprecationWarning",
     "KEPU_NOTIFY_RETRY_DELAYS_MS": "100,200",
     "KEPU_NOTIFY_TICK_S": "0.2",
+    "KEPU_RELAY_IDLE_POLL_S": "0.2",  # events sooner: the relay's own tests set its clock
     "KEPU_QUIET_HOURS": "",  # stack tests run at any hour; unit tests move the clock instead
 }
 

@@ -33,10 +33,13 @@ from services.kit.outbox import PENDING_FIELD
 
 TICK = os.sysconf("SC_CLK_TCK")
 FLAMES = ("booking", "venues", "gateway")
+QUIET_PER_S = 20  # commands a second below which the stack counts as idle (it idles at ~6)
 IDLE_S = 5.0  # the idle window before the burst that measures background commands and CPU
 PROFILE_S = 20  # py-spy samples the burst's first seconds only: sampling all of it at 100 Hz
 # took ~0.5 of a core (163 s of CPU in a 343 s burst) and slowed what it measured
 KEPU_EXCLUDES = ("nx-27017", "rabbitmq", "bench harness", "load generator")
+# The issue's "claim path": what a claim costs before the guardians' fan-out.
+CLAIM_PATH = ("gateway", "booking", "venues", "relay")
 
 
 def proc_stat(pid: int) -> tuple[int, float] | None:
@@ -142,10 +145,34 @@ class Costs:
         finally:
             client.close()
 
+    def quiet(self, timeout: float = 90.0) -> bool:
+        """Wait until the consumers have worked off setup's events too: monitoring's archive
+        holds nothing unfolded (it folds on a timer) and, relay aside, the stack sends fewer
+        than QUIET_PER_S commands a second (identity and monitoring work through 1,000
+        `school_registered` events after the outboxes are empty)."""
+        client = pymongo.MongoClient(self.stack.env["MONGO_URL"])
+        archive = client[self.stack.env.get("KEPU_DB_PREFIX", "kepu") + "_monitoring"].archive
+        deadline = time.monotonic() + timeout
+        try:
+            last = self.snapshot()
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                now = self.snapshot()
+                sent = sum(sum(_diff(counts["db"], last["counts"].get(app, {"db": {}})["db"])
+                               .values()) for app, counts in now["counts"].items()
+                           if app != "relay")
+                rate = sent / max(now["at"] - last["at"], 1e-3)
+                if rate < QUIET_PER_S and archive.find_one({"folded_at": 0}) is None:
+                    return True
+                last = now
+            return False
+        finally:
+            client.close()
+
     def begin(self) -> None:
-        """Once setup's events are out, snapshot twice IDLE_S apart (the stack's own
-        background: pollers, sweeps), then start the window and the profilers."""
-        self.settled = self.drained()
+        """Once setup's events are out and worked off, snapshot twice IDLE_S apart (the
+        stack's own background: pollers, sweeps), then start the window and the profilers."""
+        self.settled = self.drained() and self.quiet()
         self.idle = self.snapshot()
         time.sleep(IDLE_S)
         self.before = self.snapshot()
@@ -194,7 +221,7 @@ class Costs:
         return {"db_commands": dict(sorted(db.items(), key=lambda kv: -kv[1])),
                 "cpu_ms": dict(sorted(cpu.items(), key=lambda kv: -kv[1]))}
 
-    def end(self, claims: int, load_cpu_s: float) -> dict[str, Any]:
+    def end(self, claims: int, load_cpu_s: float, confirmed: int = 0) -> dict[str, Any]:
         after = self.snapshot()
         wall = after["at"] - self.before["at"]
         cpu = {name: (s - self.before["cpu"].get(name, 0.0)) * 1000
@@ -219,8 +246,13 @@ class Costs:
             db_by_kind.items(), key=lambda kv: -sum(kv[1].values()))}
         flames = {name: str((self.out / f"flame-{name}.svg").relative_to(self.out.parents[1]))
                   for name in self.spies if (self.out / f"flame-{name}.svg").exists()}
+        path = sum(v for app, v in db_by_service.items() if app in CLAIM_PATH)
+        fanout = db_by_service.get("notifications", 0.0) * claims
         return {
             "costs_window_s": round(wall, 1),
+            "claim_path_commands_per_claim": round(path, 2),
+            "fanout_commands_per_confirmed_claim": (round(fanout / confirmed, 2)
+                                                    if confirmed else None),
             "db_commands_per_claim": {"total": round(sum(db_by_service.values()), 2),
                                       "by_service": db_by_service, "by_kind": db_by_kind},
             "cpu_ms_per_claim": {"total": _per(sum(cpu.values()), claims),
@@ -278,3 +310,15 @@ def table(report: dict[str, Any]) -> list[tuple[str, Any]]:
              ("  published", _top(amqp["published_by_kind"], 8)),
              ("flame graphs", ", ".join(report.get("flame_graphs", {}).values()) or "none")]
     return rows
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The issue's bars beside this run's figures (a benchmark's report, never a test)."""
+    if "claim_path_commands_per_claim" not in report:
+        return []
+    _, kepu_cpu = beyond_background(report) if "background_per_s" in report else (0, None)
+    return [("claim path db commands per claim: gateway, booking, venues, relay, all in "
+             "the window (target ≤ 6)", report["claim_path_commands_per_claim"]),
+            ("fan-out db commands per confirmed claim (target ≤ 3 + 1 per batch)",
+             report["fanout_commands_per_confirmed_claim"]),
+            ("Kepu CPU ms per claim, beyond idle (target ≤ 10)", kepu_cpu)]

@@ -255,8 +255,8 @@ class Bench:
             try:
                 self.start(sinks)
                 echo = self.baseline()
-                signing_in = identity_bench.measure(self.stack.url, self.stack.env["AMQP_URL"],
-                                                    self.secret)
+                signing_in = {} if self.args.burst_only else identity_bench.measure(
+                    self.stack.url, self.stack.env["AMQP_URL"], self.secret)
                 data = self.setup()
                 costs = costs_bench.Costs(self.stack, OUT, flames=self.args.flamegraphs)
                 costs.begin()
@@ -267,18 +267,22 @@ class Bench:
                 claims_per_s = len(outcome["results"]) / outcome["wall_s"]
                 checks = self.check(data, outcome)
                 notify = self.notify_latency(data, outcome, sinks)
-                cost = costs.end(len(outcome["results"]), outcome["cpu_s"])
+                cost = costs.end(len(outcome["results"]), outcome["cpu_s"],
+                                 confirmed=checks["statuses"].get("confirmed", 0))
                 lag = monitoring_bench.lag(self.stack.env["MONGO_URL"], outcome["results"])
-                family = admissions_bench.measure(
-                    self.stack.url, self.stack.env["MONGO_URL"], self.stack.env["AMQP_URL"],
-                    self.secret, self.args.concurrency)
-                pages = console_bench.measure(
-                    self.stack.url, self.stack.env["AMQP_URL"], self.secret,
-                    data["venue"]["venue_id"], data["schools"][0]["school_id"],
-                    data["sessions"][0]["session_id"])
+                family = pages = {}
+                if not self.args.burst_only:
+                    family = admissions_bench.measure(
+                        self.stack.url, self.stack.env["MONGO_URL"], self.stack.env["AMQP_URL"],
+                        self.secret, self.args.concurrency)
+                    pages = console_bench.measure(
+                        self.stack.url, self.stack.env["AMQP_URL"], self.secret,
+                        data["venue"]["venue_id"], data["schools"][0]["school_id"],
+                        data["sessions"][0]["session_id"])
             finally:
                 self.stop()
-        volume = monitoring_bench.volume(self.args.monitoring_scale)
+        volume = {} if self.args.burst_only else monitoring_bench.volume(
+            self.args.monitoring_scale)
         report = {
             **self.report, "rpc_echo_per_s": round(echo, 1),
             "claims": len(outcome["results"]), "claims_ok": len(ok),
@@ -315,8 +319,10 @@ def table(report: dict[str, Any]) -> str:
              f"{report['notify_p50_ms']} / {report['notify_p99_ms']}"),
             ("notifications/s", report["notifications_per_s"]),
             *costs_bench.table(report),
-            *identity_bench.table(report), *monitoring_bench.table(report),
-            *console_bench.table(report), *admissions_bench.table(report)]
+            *costs_bench.targets(report)]
+    if "argon2_time_cost" in report:  # not with --burst-only
+        rows += [*identity_bench.table(report), *monitoring_bench.table(report),
+                 *console_bench.table(report), *admissions_bench.table(report)]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -336,6 +342,10 @@ def main() -> int:
     parser.add_argument("--monitoring-scale", type=float, default=0.2,
                         help="share of a 300-school district's 5,000 sessions and 50,000 "
                              "claims bench/monitoring.py folds (1.0: about 10 minutes)")
+    parser.add_argument("--burst-only", action="store_true",
+                        help="only the echo baseline and the claim burst with its costs: no "
+                             "sign-in, family, console or monitoring-volume figures (for "
+                             "alternated before/after runs)")
     args = parser.parse_args()
     report = Bench(args).run()
     OUT.mkdir(parents=True, exist_ok=True)

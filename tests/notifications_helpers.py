@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -125,8 +126,41 @@ class Events:
             self.connection.close()
 
 
+class ServiceLog:
+    """The notifications service's log lines (JSON) in the stack's log directory: how a test
+    sees that a handler without an applied-events ledger ran (it leaves nothing stored when
+    it has nothing new to do)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+
+    def lines(self, text: str, correlation_id: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for path in self.log_dir.glob("*notifications*.log"):
+            for raw in path.read_text(errors="replace").splitlines():
+                if text not in raw:
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                if text in str(line.get("message")) and (
+                        correlation_id is None or line.get("correlation_id") == correlation_id):
+                    found.append(line)
+        return found
+
+    def wait_lines(self, text: str, count: int = 1, correlation_id: str | None = None
+                   ) -> list[dict[str, Any]]:
+        def enough() -> list[dict[str, Any]] | None:
+            got = self.lines(text, correlation_id)
+            return got if len(got) >= count else None
+
+        return wait_for(enough, timeout=30,
+                        message=f"{count} log line(s) {text!r} ({correlation_id})")
+
+
 class Ledger:
-    """The notifications service's record of applied events."""
+    """The notifications service's record of applied events (handlers with a ledger)."""
 
     def __init__(self, mongo_url: str) -> None:
         self.client = pymongo.MongoClient(mongo_url, tz_aware=True)
@@ -144,5 +178,6 @@ class Ledger:
         self.client.close()
 
 
-__all__ = ["CONSENT_URL", "SURVEY_URL", "Events", "Ledger", "School", "Venue", "claim",
-           "csv_roster", "group", "json_roster", "log", "put_roster", "roster_path", "tag"]
+__all__ = ["CONSENT_URL", "SURVEY_URL", "Events", "Ledger", "School", "ServiceLog", "Venue",
+           "claim", "csv_roster", "group", "json_roster", "log", "put_roster", "roster_path",
+           "tag"]

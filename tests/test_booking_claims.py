@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from services.kit.actor import Actor, actor_key, sign
+from services.kit.errors import ValidationFailed
 from tests.booking_helpers import School, Venue, group, iso
 from tests.support import problem, wait_for
 
@@ -89,6 +92,49 @@ def test_idempotency_key_returns_the_first_claim_and_holds_once(api, rpc, venue)
     assert first.status_code == again.status_code == 201
     assert first.json()["claim_id"] == again.json()["claim_id"]
     assert seats(rpc, session["session_id"])["seats_left"] == 50 - 32
+
+
+def as_school(school_id):
+    """A school actor as the gateway signs it: booking called directly, as the gateway does
+    when it leaves repeats of a claim to booking."""
+    return sign(Actor(sub=f"t-{school_id}", role="school", org=school_id),
+                actor_key(os.environ["KEPU_JWT_SECRET"]))
+
+
+def test_booking_answers_repeats_of_a_keyed_claim_itself(api, rpc, venue):
+    session = venue.publish(capacity=64)
+    school = School(api)
+    key = uuid.uuid4().hex
+    body = {"session_id": session["session_id"], "groups": [group("一班")]}
+
+    def send(_):
+        return rpc.booking.create_claim(as_school(school.id), body, key)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:  # the same request, all at once
+        answers = list(pool.map(send, range(6)))
+    assert {a["claim_id"] for a in answers} == {answers[0]["claim_id"]}
+    assert {a["status"] for a in answers} == {"confirmed"}
+    assert send(0) == answers[0]  # and later, the same answer
+    assert seats(rpc, session["session_id"])["holds"] == {answers[0]["claim_id"]: 32}
+    with pytest.raises(ValidationFailed) as refused:
+        rpc.booking.create_claim(as_school(school.id), {**body, "groups": [group("二班")]},
+                                 key)
+    assert refused.value.code == "idempotency-key-reused"
+
+
+def test_a_session_edited_between_claims_is_checked_again(api, venue):
+    session = venue.publish(capacity=100)
+    sid = session["session_id"]
+    first, second = School(api), School(api)
+    assert first.claim(sid, group("一班")).json()["status"] == "confirmed"  # booking keeps it
+    edited = venue.client.patch(f"/v1/sessions/{sid}", json={
+        "min_teachers_per_students": {"teachers": 1, "per_students": 10},
+        "title": "星空探秘 (新)"})
+    assert edited.status_code == 200, edited.text
+    body = problem(second.claim(sid, group("二班", students=30, teachers=2)), 422)
+    assert "groups.0.teachers" in body["errors"]
+    made = second.claim(sid, group("三班", students=30, teachers=3)).json()
+    assert (made["status"], made["trip"]["title"]) == ("confirmed", "星空探秘 (新)")
 
 
 def test_cancellation_promotes_the_waitlist_in_order(api, rpc, venue):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 
 import jwt
+import pymongo
 import pytest
 
+from tests.booking_helpers import School, Venue, group
 from tests.support import Client, problem
 
 pytestmark = pytest.mark.stack
@@ -95,6 +97,33 @@ def test_idempotency_key_repeats_the_first_answer(api):
     someone = api.as_("admin", sub="another-admin").post(
         "/v1/schools", json=SCHOOL, headers={"Idempotency-Key": key})
     assert someone.status_code == 201 and someone.json()["school_id"] != first.json()["school_id"]
+
+
+def test_a_claims_key_is_bound_by_booking_alone(stack, api, mongo_url):
+    """POST /v1/claims keeps no gateway record: booking answers the repeat (the same claim,
+    201, Location) and refuses the key with another body as the gateway would."""
+    session = Venue(api, name="幂等 venue").publish(capacity=100)
+    school = School(api)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"session_id": session["session_id"], "groups": [group("一班")]}
+    first = school.client.post("/v1/claims", json=body, headers=key)
+    again = school.client.post("/v1/claims", json=body, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["claim_id"] == again.json()["claim_id"]
+    assert first.headers["Location"] == again.headers["Location"]
+    other = school.client.post("/v1/claims", json={**body, "groups": [group("二班")]},
+                               headers=key)
+    reused = problem(other, 422)
+    assert reused["type"] == "/problems/idempotency-key-reused"
+    assert reused["errors"] == {"Idempotency-Key": ["already used with a different request body"]}
+    too_long = {"Idempotency-Key": "k" * 201}
+    problem(school.client.post("/v1/claims", json=body, headers=too_long), 400)
+    client = pymongo.MongoClient(mongo_url)
+    try:
+        assert client["kepu_gateway"].idempotency.count_documents(
+            {"_id": {"$regex": key["Idempotency-Key"]}}) == 0
+    finally:
+        client.close()
 
 
 def test_openapi_document_lists_the_routes(api):

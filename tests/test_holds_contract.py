@@ -37,7 +37,10 @@ class FakeSide:
         return self.venues.add_session(capacity=capacity, max_seats_per_school=limit)
 
     def cancel(self, session_id: str) -> None:
-        self.venues.sessions[session_id]["status"] = "cancelled"
+        self.venues.edit(session_id, status="cancelled")
+
+    def edit(self, session_id: str, **change: Any) -> None:
+        self.venues.edit(session_id, **change)
 
 
 class RealSide:
@@ -58,6 +61,9 @@ class RealSide:
 
     def cancel(self, session_id: str) -> None:
         self.repo.sessions.cancel(session_id, "闭馆", ADMIN)
+
+    def edit(self, session_id: str, **change: Any) -> None:
+        self.repo.sessions.change(session_id, change, ADMIN)
 
 
 @pytest.fixture()
@@ -131,3 +137,27 @@ def test_release_is_idempotent_and_frees_the_school_limit(side):
     assert side.holds.hold(sid, "clm_2", "sch_a", 10)["ok"]
     with pytest.raises(NotFound):
         side.holds.release("ses_missing", "clm_1")
+
+
+def test_a_hold_proves_the_session_version_it_was_checked_against(side):
+    session = side.session(capacity=40)
+    sid, checked = session["session_id"], session["version"]
+    assert side.holds.hold(sid, "clm_1", "sch_a", 5, checked)["ok"]
+    assert side.holds.hold(sid, "clm_2", "sch_a", 5)["ok"]  # no version: as before
+    side.edit(sid, title="新标题")  # an edit moves the version on; holds did not
+    stale = side.holds.hold(sid, "clm_3", "sch_b", 5, checked)
+    assert (stale["ok"], stale["reason"], stale["seats_left"]) == (False, "stale", 30)
+    assert side.holds.hold(sid, "clm_1", "sch_a", 5, checked) == {
+        "ok": True, "reason": None, "seats": 5, "seats_left": 30, "repeated": True}
+    assert side.holds.hold(sid, "clm_3", "sch_b", 5, checked + 1)["seats_left"] == 25
+    side.cancel(sid)  # cancelled says so, whatever version was checked
+    assert side.holds.hold(sid, "clm_4", "sch_b", 1, checked + 1)["reason"] == "cancelled"
+
+
+def test_a_stale_hold_on_a_limited_session_changes_nothing(side):
+    session = side.session(capacity=40, limit=10)
+    sid, checked = session["session_id"], session["version"]
+    side.edit(sid, max_seats_per_school=12)
+    assert side.holds.hold(sid, "clm_1", "sch_a", 11, checked)["reason"] == "stale"
+    assert side.holds.hold(sid, "clm_1", "sch_a", 11, checked + 1)["ok"]
+    assert side.holds.release(sid, "clm_1") == {"released": 11, "seats_left": 40}

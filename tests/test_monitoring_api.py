@@ -12,6 +12,7 @@ import uuid
 import zipfile
 from datetime import datetime, timedelta
 
+import pymongo
 import pytest
 
 from services.contracts.terms import SHANGHAI, term_of
@@ -141,3 +142,16 @@ def test_allocation_asks_the_same_facts_and_a_rebuild_changes_nothing(rpc, setti
     assert w["finance"].get(f"{w['base']}/schools").json()["items"] == before
     wait_for(lambda: operations.check(settings, rpc) == [],
              message="monitoring's counts agree with booking's")
+
+
+def test_each_event_is_archived_once_without_a_ledger_and_folded(settings_env, term_world):
+    settings = Settings.from_env(settings_env)
+    client = pymongo.MongoClient(settings_env["MONGO_URL"], tz_aware=True)
+    try:
+        db = client[settings.database("monitoring")]
+        assert db.archive.count_documents({}) > 0
+        assert db.applied_events.count_documents({}) == 0  # the archive insert is the ledger
+        wait_for(lambda: db.archive.count_documents({"folded_at": {"$lte": 0}}) == 0,
+                 message="the service folded every archived event")
+    finally:
+        client.close()

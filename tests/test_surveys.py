@@ -44,7 +44,9 @@ def trip(api, sinks):
     """A session that has started, a class of three on it, its consent mails delivered."""
     t = tag()
     venue = Venue(api, name="自然博物馆 survey")
-    session = venue.publish(starts_at=iso(timedelta(seconds=4)),
+    # starts soon, but not before the claim below lands on a loaded machine (it needs a
+    # session not yet started; attendance below waits for the start)
+    session = venue.publish(starts_at=iso(timedelta(seconds=12)),
                             ends_at=iso(timedelta(hours=2)), title="恐龙的世界")
     school = School(api)
     assert put_roster(school.client, school.id, LABEL,
@@ -73,7 +75,7 @@ def test_attendance_sends_survey_links_and_a_guardian_answers(trip, sinks, event
         response = venue.client.post(url, json=body)
         return response if response.status_code != 409 else None  # not started yet
 
-    assert wait_for(recorded, timeout=20).status_code == 200
+    assert wait_for(recorded, timeout=40).status_code == 200
     # pupil 0 came: both its guardians (one reads English) get a link, nobody else
     surveys = wait_for(lambda: sinks.smtp.matching(
         lambda m: trip["tag"] in m.rcpt_tos[0] and "/v1/surveys/" in m.text)
@@ -104,7 +106,9 @@ def test_attendance_sends_survey_links_and_a_guardian_answers(trip, sinks, event
                           respondent_kind="guardian")
     assert answered["data"]["ratings"] == RATINGS and answered["data"]["commented"] is True
     assert answered["data"]["session_id"] == trip["session"]["session_id"]
-    assert "139" not in str(answered) and "comment" not in answered["data"]
+    # the number, not "139" alone: random ids in the envelope may contain those digits
+    assert "0000 1111" not in str(answered) and "00001111" not in str(answered)
+    assert "comment" not in answered["data"]
     assert len(events.of("notifications.survey_answered", survey_id=made["claim_id"])) == 1
     opened = events.one("notifications.survey_opened", survey_id=made["claim_id"])
     assert opened["data"]["guardians_invited"] == 2

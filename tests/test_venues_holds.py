@@ -63,3 +63,17 @@ def test_release_gives_seats_back_once(api, rpc):
     assert rpc.venues.release(sid, "clm_release_1") == {"released": 0, "seats_left": 10}
     assert rpc.venues.hold("ses_nowhere", "clm_release_3", "sch_release", 1)["reason"] == \
         "not_found"
+
+
+def test_a_hold_with_an_old_session_version_is_refused_as_stale(api, rpc):
+    staff = Staff(api, name="版本测试馆 Version museum")
+    session = staff.publish(capacity=10)
+    sid, version = session["session_id"], session["version"]
+    assert rpc.venues.hold(sid, "clm_version_1", "sch_version", 2, version)["ok"]
+    edited = staff.client.patch(f"/v1/sessions/{sid}", json={"title": "新标题"})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["version"] == version + 1
+    stale = rpc.venues.hold(sid, "clm_version_2", "sch_version", 2, version)
+    assert (stale["ok"], stale["reason"], stale["seats_left"]) == (False, "stale", 8)
+    assert rpc.venues.hold(sid, "clm_version_2", "sch_version", 2, version + 1)["ok"]
+    assert rpc.venues.hold(sid, "clm_version_3", "sch_version", 2)["seats_left"] == 4

@@ -75,6 +75,14 @@ def trip_of(session: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def session_copy(session: dict[str, Any]) -> dict[str, Any]:
+    """What a claim copies from its session (set again if the session changed before the
+    hold); `session_version` is the version the claim was checked against."""
+    return {"term": term_of(clock.parse(session["starts_at"])), "trip": trip_of(session),
+            "cancel_cutoff_hours": session.get("cancel_cutoff_hours", 24),
+            "session_version": session.get("version")}
+
+
 def history_entry(status: str, actor: str, reason: str | None = None) -> tuple[str, dict]:
     """A history map entry: keys sort by time (arrays of documents are not used; see kit.mongo)."""
     at = clock.stamp()
@@ -86,7 +94,7 @@ def new_claim(claim_id: str, school: dict[str, Any], session: dict[str, Any],
               groups: list[dict[str, Any]], *, status: str, actor: str,
               waitlist: bool = True, batch_id: str | None = None,
               split_from: str | None = None, request_key: str | None = None,
-              reason: str | None = None) -> dict[str, Any]:
+              reason: str | None = None, fingerprint: str | None = None) -> dict[str, Any]:
     at = clock.stamp()
     key, entry = history_entry(status, actor, reason)
     doc = {
@@ -95,9 +103,7 @@ def new_claim(claim_id: str, school: dict[str, Any], session: dict[str, Any],
         "district_id": school.get("district_id"),
         "session_id": session["session_id"], "venue_id": session["venue_id"],
         "policy": session["claim_policy"], "groups": groups, "seats": seats_of(groups),
-        "status": status, "reason": reason, "waitlist": waitlist,
-        "term": term_of(clock.parse(session["starts_at"])), "trip": trip_of(session),
-        "cancel_cutoff_hours": session.get("cancel_cutoff_hours", 24),
+        "status": status, "reason": reason, "waitlist": waitlist, **session_copy(session),
         "created_at": at, "updated_at": at, "history": {key.split(".", 1)[1]: entry},
         "list_key": pages.sort_key(at, claim_id),
     }
@@ -107,6 +113,8 @@ def new_claim(claim_id: str, school: dict[str, Any], session: dict[str, Any],
         doc["split_from"] = split_from
     if request_key:
         doc["request_key"] = request_key
+    if fingerprint:  # the claim is its own Idempotency-Key record (claim_flow)
+        doc["request_fingerprint"] = fingerprint
     return doc
 
 
@@ -124,6 +132,11 @@ def line_order(claim: dict[str, Any]) -> tuple[str, str]:
     starts like an ISO time, which nx-27017 would compare only to the second; see
     kit/mongo.py, "nx-27017")."""
     return claim.get("wait_key", ""), claim["_id"]
+
+
+# Not stored: set on a claim just put in line to the place it took, so answering it needs
+# no second read of the line (`Waitlist.positions`).
+KNOWN_POSITION = "_place_in_line"
 
 
 def place_in_line(waiting: list[dict[str, Any]], claim: dict[str, Any]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from services.booking.batch_placement import BatchPlacement
 from services.booking.claim_flow import ClaimFlow
 from services.booking.claim_reads import ClaimReads
+from services.booking.directory import SchoolDirectory
 from services.booking.ports import Lookups, SchoolHistory, Venues, fault
 from services.booking.recovery import Recovery
 from services.booking.repository import BookingRepository
@@ -27,10 +28,12 @@ from services.booking.window_allocation import WindowAllocation
 class BookingDesk:
     def __init__(self, repo: BookingRepository, venues: Venues,
                  fault: Callable[[str], None] = fault,
-                 recent: MutableMapping[str, Any] | None = None,
-                 history: SchoolHistory | None = None) -> None:
+                 sessions: MutableMapping[str, Any] | None = None,
+                 history: SchoolHistory | None = None,
+                 schools: SchoolDirectory | None = None) -> None:
         self.repo = repo
-        self.lookups = Lookups(repo, venues, recent)
+        # sessions: the process's kept sessions; schools: its school directory (None: read)
+        self.lookups = Lookups(repo, venues, sessions, schools)
         self.seating = Seating(repo, venues)
         self.waitlist = Waitlist(repo, venues, self.seating)
         self.claims = ClaimFlow(repo, self.lookups, self.seating, self.waitlist)

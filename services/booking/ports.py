@@ -4,9 +4,11 @@
 service, an in-memory fake in unit tests). `SchoolHistory` is monitoring's
 `school_history`, what window allocation weighs (docs/monitoring.md, "Fairness"); in the
 service it is asked with a short deadline (`BoundedHistory`), since an allocation falls
-back to booking's own counts rather than wait. `Lookups` reads sessions and schools, at most
-once a second per process when the caller allows it: a burst of claims on one popular
-session asks venues once, not once per claim.
+back to booking's own counts rather than wait. `Lookups` reads sessions and schools for the
+claim path: a session is kept `SESSION_KEEP_S` per process (a burst of claims on one popular
+session asks venues once), which is safe because the hold itself requires the session
+version the claim was checked against (`expected_version`, see claim_flow); schools come
+from the per-process directory (`directory.SchoolDirectory`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 import eventlet
 
+from services.booking.directory import SchoolDirectory
 from services.booking.repository import BookingRepository
 from services.kit.errors import NotFound, Unavailable, ValidationFailed
 
@@ -26,6 +30,8 @@ log = logging.getLogger("kepu.booking")
 
 
 HISTORY_DEADLINE_S = 2.0  # monitoring's answer is worth waiting for this long, no longer
+SESSION_KEEP_S = 30.0  # a session read for claim checks serves this long (the hold re-proves it)
+WINDOW_SESSION_KEEP_S = 1.0  # a window claim has no hold to prove its checks: shorter
 
 
 class SchoolHistory(Protocol):
@@ -51,7 +57,8 @@ class BoundedHistory:
 class Venues(Protocol):
     def get_session(self, session_id: str) -> dict[str, Any]: ...
     def get_sessions(self, session_ids: list[str]) -> list[dict[str, Any]]: ...
-    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int) -> dict: ...
+    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int,
+             expected_version: int | None = None) -> dict: ...
     def release(self, session_id: str, claim_id: str) -> dict[str, Any]: ...
     def get_tutor(self, tutor_id: str) -> dict[str, Any]: ...
 
@@ -72,33 +79,38 @@ class _Forgetful(dict):
 
 class Lookups:
     def __init__(self, repo: BookingRepository, venues: Venues,
-                 recent: MutableMapping[str, Any] | None = None) -> None:
+                 sessions: MutableMapping[str, Any] | None = None,
+                 schools: SchoolDirectory | None = None) -> None:
         self.repo = repo
         self.venues = venues
-        self.recent = recent if recent is not None else _Forgetful()
+        self.sessions = sessions if sessions is not None else _Forgetful()
+        self.schools = schools
 
     def session(self, session_id: str, field: str = "session_id",
-                fresh: bool = True) -> dict[str, Any]:
+                max_age: float = 0.0) -> dict[str, Any]:
         """A session as the venues service describes it; unknown → ValidationFailed on `field`.
 
-        `fresh=False` accepts one read in the last second: used only to check a claim before
-        its hold, and the hold itself is decided on the venues service's current state.
+        `max_age` > 0 accepts a copy read that many seconds ago: used only to check a claim
+        before its hold, and the hold requires the version checked (`expected_version`).
         """
-        key = f"session:{session_id}"
-        if not fresh and key in self.recent:
-            return self.recent[key]
+        kept = self.sessions.get(session_id) if max_age > 0 else None
+        if kept is not None and time.monotonic() - kept[0] <= max_age:
+            return kept[1]
+        read_at = time.monotonic()
         try:
             session = self.venues.get_session(session_id)
         except NotFound:
             raise ValidationFailed(f"no session {session_id}",
                                    {field: ["no such session"]}) from None
-        self.recent[key] = session
+        self.sessions[session_id] = (read_at, session)
         return session
 
+    def forget_session(self, session_id: str) -> None:
+        """The hold said the copy is stale: the next read asks venues."""
+        self.sessions.pop(session_id, None)
+
     def school(self, school_id: str) -> dict[str, Any]:
-        key = f"school:{school_id}"
-        school = self.recent.get(key)
-        if school is None:
-            school = self.repo.school(school_id)
-            self.recent[key] = school
-        return school
+        """What a claim copies from its school (the directory when there is one)."""
+        if self.schools is None:
+            return self.repo.school(school_id)
+        return self.schools.school(self.repo.db.schools, school_id)

@@ -193,6 +193,12 @@ class BookingRepository(Repository):
         docs = self.claims_on_session(session_id, ("waitlisted",))
         return sorted(docs, key=line_order)
 
+    def line(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's waitlist as `claims.place_in_line` counts it: ids and wait keys only
+        (compared in Python, see `claims.line_order`)."""
+        return list(self.db.claims.find({"session_id": session_id, "status": "waitlisted"},
+                                        {"wait_key": 1}))
+
     def stale_holding(self, older_than: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.claims.find({"status": "holding", "updated_at": {"$lt": older_than},
                                          "batch_id": {"$exists": False}}, NO_OUTBOX)

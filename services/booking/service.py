@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cachetools import TTLCache
@@ -11,7 +12,8 @@ from nameko.timer import timer
 from services.booking.allocation_reads import allocation_view
 from services.booking.attendance import record_attendance
 from services.booking.desk import BookingDesk
-from services.booking.ports import BoundedHistory
+from services.booking.directory import SchoolDirectory
+from services.booking.ports import SESSION_KEEP_S, BoundedHistory
 from services.booking.repository import BookingRepository
 from services.booking.schools import list_schools, readable_school, register_school
 from services.contracts.booking import (
@@ -33,6 +35,8 @@ from services.kit.migrations import checked_mapping
 from services.kit.mongo import Store
 from services.kit.rpc_proxy import ServiceClient
 
+RECOVERY_EVERY_S = 5.0  # how often the sweep looks for interrupted claims and batches
+
 
 def _claims(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dump(ClaimView, d) for d in docs]
@@ -51,20 +55,25 @@ class BookingService(Health):
     monitoring = ServiceClient("monitoring")  # school_history: what window allocation weighs
     actors = Actors()
 
-    # Sessions and schools read in the last second, shared by this process's workers.
-    recent: TTLCache = TTLCache(maxsize=4096, ttl=1.0)
+    # Shared by this process's workers: sessions read for claim checks (the hold proves
+    # them, ports.Lookups) and the school directory (directory.SchoolDirectory).
+    sessions_kept: TTLCache = TTLCache(maxsize=4096, ttl=SESSION_KEEP_S)
+    schools_known = SchoolDirectory()
+    last_recovery = float("-inf")  # when the sweep last looked for interrupted work
 
     @property
     def desk(self) -> BookingDesk:
-        return BookingDesk(self.store, self.venues, recent=BookingService.recent,
-                           history=BoundedHistory(self.monitoring))
+        return BookingDesk(self.store, self.venues, sessions=BookingService.sessions_kept,
+                           history=BoundedHistory(self.monitoring),
+                           schools=BookingService.schools_known)
 
     # -- schools ----------------------------------------------------------------------------
     @rpc
     def register_school(self, actor: dict[str, Any], payload: dict[str, Any],
                         request_key: str | None = None) -> dict[str, Any]:
-        return dump(School, register_school(self.store, self.actors(actor), payload,
-                                            request_key))
+        school = register_school(self.store, self.actors(actor), payload, request_key)
+        BookingService.schools_known.learn(school)
+        return dump(School, school)
 
     @rpc
     def get_school(self, actor: dict[str, Any], school_id: str) -> dict[str, Any]:
@@ -86,7 +95,9 @@ class BookingService(Health):
     def adopt_district_ids(self, mapping: dict[str, str], actor: dict[str, Any]
                            ) -> dict[str, int]:
         self.actors(actor).require(detail="only an admin migrates districts")
-        return self.store.adopt_district_ids(checked_mapping(mapping))
+        adopted = self.store.adopt_district_ids(checked_mapping(mapping))
+        BookingService.schools_known.forget()  # schools' district ids changed
+        return adopted
 
     # -- claims -----------------------------------------------------------------------------
     @rpc
@@ -190,16 +201,19 @@ class BookingService(Health):
 
     @subscribe("venues.session_cancelled")
     def on_session_cancelled(self, event: dict[str, Any]) -> None:
+        BookingService.sessions_kept.pop(event["data"]["session_id"], None)
         self.desk.claims.session_cancelled(event["data"]["session_id"], event["data"]["reason"])
 
     @subscribe("venues.session_rescheduled")
     def on_session_rescheduled(self, event: dict[str, Any]) -> None:
         data = event["data"]
+        BookingService.sessions_kept.pop(data["session_id"], None)
         self.store.reschedule_trips(data["session_id"], data["starts_at"], data["ends_at"])
 
     @subscribe("venues.session_updated")
     def on_session_updated(self, event: dict[str, Any]) -> None:
         data = event["data"]
+        BookingService.sessions_kept.pop(data["session_id"], None)
         self.desk.windows.window_moved(data["session_id"], data.get("window_closes_at"))
 
     @subscribe("venues.capacity_changed")
@@ -209,5 +223,10 @@ class BookingService(Health):
     # -- timers -----------------------------------------------------------------------------
     @timer(interval=1)
     def sweep(self) -> None:
-        """Allocate closed windows; finish claims and batches a crash interrupted."""
-        self.desk.recovery.sweep()
+        """Allocate closed windows each second; every RECOVERY_EVERY_S finish claims,
+        releases and batches a crash interrupted (they wait 10 s or a lease anyway)."""
+        now = time.monotonic()
+        recover = now - BookingService.last_recovery >= RECOVERY_EVERY_S
+        if recover:
+            BookingService.last_recovery = now
+        self.desk.recovery.sweep(interrupted=recover)

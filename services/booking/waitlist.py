@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.booking.claims import place_in_line
+from services.booking.claims import KNOWN_POSITION, place_in_line
 from services.booking.ports import Venues
 from services.booking.repository import BookingRepository
 from services.booking.seating import Seating
@@ -49,14 +49,18 @@ class Waitlist:
         return promoted
 
     def positions(self, claims: list[dict[str, Any]]) -> dict[str, int]:
-        """claim id → place in line, for the waitlisted ones (one read per session)."""
+        """claim id → place in line, for the waitlisted ones (one read per session, none for
+        a claim that was just put in line)."""
         lines: dict[str, list[dict[str, Any]]] = {}
         found: dict[str, int] = {}
         for claim in claims:
             if claim["status"] != "waitlisted":
                 continue
+            if KNOWN_POSITION in claim:  # just put in line: the place it took
+                found[claim["_id"]] = claim[KNOWN_POSITION]
+                continue
             sid = claim["session_id"]
             if sid not in lines:
-                lines[sid] = self.repo.waitlist(sid)
+                lines[sid] = self.repo.line(sid)
             found[claim["_id"]] = place_in_line(lines[sid], claim)
         return found

@@ -147,7 +147,8 @@ CLAIM_POLICIES = ("first_come", "window")
 SESSION_STATUSES = ("open", "cancelled")  # "past" and "started" are derived from the clock
 CATALOGUE_STATUSES = ("open", "started", "past", "cancelled")
 # over_school_limit: over the party's limit (a school's, or a household's on family sessions)
-HOLD_REFUSALS = ("full", "over_school_limit", "closed", "cancelled", "not_found")
+# stale: the caller's `expected_version` is not the session's (it changed since the checks)
+HOLD_REFUSALS = ("full", "over_school_limit", "closed", "cancelled", "not_found", "stale")
 MAX_CAPACITY = 10_000
 MAX_OCCURRENCES = 200  # sessions in one series
 MAX_DURATION = timedelta(days=7)
@@ -527,6 +528,9 @@ class SessionView(Strict):
     max_people_per_booking = Whole(allow_none=True)
     max_seats_per_household = Whole(allow_none=True)
     households_may_book_again = fields.Boolean()
+    # +1 per edit or cancellation (holds leave it): booking passes the version it checked a
+    # claim against to `hold(..., expected_version)`
+    version = Whole(allow_none=True)
 
 
 class SeriesView(Strict):
@@ -551,10 +555,13 @@ class SeatsView(Strict):
 
 
 class HoldAnswer(Strict):
-    """`hold(session_id, claim_id, school_id, seats)`: expected refusals are answers, not errors.
+    """`hold(session_id, claim_id, school_id, seats, expected_version=None)`: expected
+    refusals are answers, not errors.
 
     ok=True: `seats` are held for `claim_id` (a repeat of the same hold answers the same).
-    ok=False: `reason` is one of HOLD_REFUSALS; nothing changed.
+    ok=False: `reason` is one of HOLD_REFUSALS; nothing changed. `stale` only when an
+    `expected_version` was passed and the session's version differs (a cancelled or started
+    session still answers `cancelled` / `closed`).
     """
 
     ok = fields.Boolean(required=True)

@@ -19,6 +19,9 @@ from services.kit.errors import ValidationFailed
 from services.kit.logs import clip
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# the only ways UTF-8 JSON spells a lone surrogate or a NUL; a false hit (an escaped
+# backslash before `u0000`, an emoji's surrogate pair) only costs the full walk
+_RISKY_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 NOT_UNICODE = "contains a lone surrogate: not valid Unicode text"
 BAD_NAME = "field names may not contain NUL or a lone surrogate"
 
@@ -33,6 +36,11 @@ def parse_json(raw: bytes) -> Any:
 
     The depth is refused here, before anything recursive (json's own parser, marshmallow,
     the fingerprint) meets it: a RecursionError there was a 500.
+
+    Both walks of the parsed value are skipped when the bytes alone prove them needless (a
+    claim's body, nearly always): a value cannot nest deeper than it has `[` and `{`, and
+    a lone surrogate or a NUL can only arrive as a `\\uD8..`-`\\uDF..` or `\\u0000` escape
+    in UTF-8 — or in UTF-16/32, whose bytes hold NULs.
     """
     if not raw:
         return None
@@ -44,12 +52,13 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {clip(exc, 120)}",
                       kind="malformed-json") from None
     else:
-        deep = too_deep(data, MAX_DEPTH)
+        deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and too_deep(data, MAX_DEPTH)
     if deep:
         raise Problem(400, "Malformed JSON",
                       f"the body is nested too deeply (more than {MAX_DEPTH} levels)",
                       kind="malformed-json")
-    errors = text_errors(data)
+    risky = b"\x00" in raw or _RISKY_ESCAPE.search(raw) is not None
+    errors = text_errors(data) if risky else None
     if errors:
         raise ValidationFailed(f"invalid fields: {', '.join(sorted(errors))}", errors)
     return data

@@ -1,11 +1,16 @@
 """`Idempotency-Key` for POSTs that create: a repeat gets the first answer.
 
-Per caller (token subject and org) and key, kept 48 hours (`KEEP`): longer than any
-client retries. The same key with another body is refused (422); a repeat while the first
-is still running gets 409; a server error or a lost upstream call is not remembered, so
-the client may try again with the same key — the service binds the key too
+The record is kept per caller (token subject and org) and key, for 48 hours (`KEEP`):
+longer than any client retries. The same key with another body is refused (422); a repeat
+while the first is still running gets 409; a server error or a lost upstream call is not
+remembered, so the client may try again with the same key — the service binds the key too
 (kit.request_keys), so that retry never creates a second record. A record left `running`
 by a crashed gateway is taken over once its lease has passed.
+
+Routes whose service answers repeats itself (`Route.binds_key`: a claim, a tutor visit)
+keep no record here, which saves its insert and update per request: the gateway checks the
+key's shape (`checked_key`) and passes it on, and answers the service's refusal of a
+reused key with this module's own problem (`key_reused`).
 
 `expires_at` is a BSON datetime under a TTL index (MongoDB deletes expired records
 itself); the sweep stays for servers that do not run a TTL monitor, and a record read
@@ -39,12 +44,37 @@ class Stored:
     headers: dict[str, str]
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, ensure_ascii=False).encode()
-    except (ValueError, RecursionError):  # not JSON (CSV uploads), or absurdly deep
-        canonical = body
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+KEY_REUSED = "idempotency-key-reused"
+NOT_JSON = object()
+
+
+def fingerprint(method: str, path: str, raw: bytes, data: Any = NOT_JSON) -> str:
+    """A digest of the request: method, path and body. A JSON body counts by its content
+    (`data`, as already parsed: other key order or whitespace is the same request), so it
+    is dumped sorted, not parsed again; anything else (a CSV upload) by its bytes. The
+    dump's options match older records', so a repeat across a deploy still matches."""
+    body = raw if data is NOT_JSON else json.dumps(data, sort_keys=True,
+                                                   ensure_ascii=False).encode()
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+def checked_key(key: str) -> str:
+    """The key as it is bound (stripped), or a 400 for one of the wrong length."""
+    key = key.strip()
+    if not key or len(key) > MAX_KEY:
+        raise Problem(400, "Bad Idempotency-Key", f"1 to {MAX_KEY} characters",
+                      {"Idempotency-Key": [f"must be 1 to {MAX_KEY} characters"]},
+                      kind="idempotency-key")
+    return key
+
+
+def key_reused() -> Problem:
+    """The refusal of a key sent again with another request: the same document whether
+    this record or the service's binding noticed it."""
+    return Problem(422, "Idempotency-Key reused",
+                   "this Idempotency-Key was used with a different request",
+                   {"Idempotency-Key": ["already used with a different request body"]},
+                   kind=KEY_REUSED)
 
 
 class IdempotencyKeys:
@@ -57,10 +87,7 @@ class IdempotencyKeys:
 
     def begin(self, scope: str, key: str, print_: str, again: bool = True) -> Stored | None:
         """None: this request runs. A Stored: answer with it. Raises the 409/422 problems."""
-        if not key or len(key) > MAX_KEY:
-            raise Problem(400, "Bad Idempotency-Key", f"1 to {MAX_KEY} characters",
-                          {"Idempotency-Key": [f"must be 1 to {MAX_KEY} characters"]},
-                          kind="idempotency-key")
+        key = checked_key(key)
         self.sweep()
         now = clock.stamp()
         doc_id = f"{scope}|{key}"
@@ -80,10 +107,7 @@ class IdempotencyKeys:
             raise Problem(409, "Request in progress", "try again", kind="idempotency-in-flight",
                           headers={"Retry-After": "1"})
         if doc["fingerprint"] != print_:
-            raise Problem(422, "Idempotency-Key reused",
-                          "this Idempotency-Key was used with a different request",
-                          {"Idempotency-Key": ["already used with a different request body"]},
-                          kind="idempotency-key-reused")
+            raise key_reused()
         if doc["state"] == "done":
             return Stored(doc["status"], doc["body"], doc.get("headers") or {})
         if doc["lease_until"] < now:

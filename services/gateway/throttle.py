@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.gateway.problems import Problem
 
@@ -131,6 +132,7 @@ def trusted_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+@lru_cache(maxsize=4096)  # the same few peers and proxies ask again and again
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """An address as a proxy writes it: bare, `[v6]:port` or `v4:port`; IPv4-mapped IPv6
     (a dual-stack socket's `::ffff:10.0.0.1`) as the IPv4 address it is. None if not one."""

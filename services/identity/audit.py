@@ -72,8 +72,10 @@ class Audit:
 
         An entry's `entry_id` becomes the record's id, so a batch the gateway sends again
         (its first attempt timed out after we wrote it) is written once."""
+        districts = self._districts({e["org_id"] for e in entries if e.get("org_id")})
         docs = [self._doc({**{c: entry.get(c) for c in COLUMNS if c not in ("at", "outcome")},
-                           "action": "request", "outcome": entry["status"], "detail": None},
+                           "action": "request", "outcome": entry["status"], "detail": None,
+                           "district_id": districts.get(entry.get("org_id"))},
                           at=entry.get("at"),
                           record_id=f"aud_{entry['entry_id']}" if entry.get("entry_id")
                           else None)
@@ -90,13 +92,25 @@ class Audit:
     def _insert(self, record: dict[str, Any], at: str | None = None) -> None:
         self.collection.insert_one(self._doc(record, at))
 
+    def _districts(self, org_ids: set[str]) -> dict[str, str | None]:
+        """Each organisation's district (`Organisations.district_of`), in one read for a
+        whole batch: the gateway's records were one read each, one per request answered."""
+        if not org_ids:
+            return {}
+        found = self.organisations.collection.find({"_id": {"$in": sorted(org_ids)}},
+                                                   {"kind": 1, "district_id": 1})
+        return {doc["_id"]: doc["_id"] if doc["kind"] == "district" else doc.get("district_id")
+                for doc in found}
+
     def _doc(self, record: dict[str, Any], at: str | None = None,
              record_id: str | None = None) -> dict[str, Any]:
+        """The stored record; its district read now unless `record` already names it."""
         at = at or clock.stamp()
         record_id = record_id or new_id("aud")
+        district = (record["district_id"] if "district_id" in record
+                    else self.organisations.district_of(record.get("org_id")))
         return {**record, "_id": record_id, "at": at, "key": sort_key(at, record_id),
-                "district_id": self.organisations.district_of(record.get("org_id")),
-                "expires_at": clock.expiry(self.retention)}
+                "district_id": district, "expires_at": clock.expiry(self.retention)}
 
     # -- reading ---------------------------------------------------------------------------
     def query(self, q: dict[str, Any], actor: Actor) -> dict[str, Any]:

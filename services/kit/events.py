@@ -251,10 +251,26 @@ def _applied_once(fn: Any) -> Any:
     return apply
 
 
-def subscribe(event_type: str, **kwargs: Any) -> Any:
-    """Decorate a service method as the idempotent, retried handler of `event_type`."""
+def _self_idempotent(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def apply(self: Any, event: dict[str, Any], _delivery: Delivery) -> Any:
+        correlation_id.set(event.get("correlation_id") or correlation_id.get())
+        return fn(self, event)
+
+    return apply
+
+
+def subscribe(event_type: str, *, ledger: bool = True, **kwargs: Any) -> Any:
+    """Decorate a service method as the idempotent, retried handler of `event_type`.
+
+    `ledger=False` is for a handler whose own writes are keyed by the event id (an insert
+    whose `_id` derives from it, an update conditional on it), so a repeat changes nothing
+    by construction: it saves the ledger's two writes per event. Such a handler must be
+    safe to run twice at once and to re-run after a crash mid-way.
+    """
 
     def decorate(fn: Any) -> Any:
-        return EventSubscriber.decorator(event_type, **kwargs)(_applied_once(fn))
+        wrap = _applied_once if ledger else _self_idempotent
+        return EventSubscriber.decorator(event_type, **kwargs)(wrap(fn))
 
     return decorate

@@ -69,9 +69,13 @@ def pending(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return sorted((document.get(OUTBOX_FIELD) or {}).items())
 
 
-def mark_sent_update(keys: list[str]) -> dict[str, Any]:
-    """The update removing published entries `keys` from a document's outbox."""
+def mark_sent_update(keys: list[str], per_document: int | None = None) -> dict[str, Any]:
+    """The update removing published entries `keys` from a document's outbox.
+
+    With `per_document`, `keys` are those of several documents, `per_document` of them each,
+    for one `update_many` over them all (unsetting another document's key is a no-op).
+    """
     if not keys:
         return {}
     return {"$unset": {f"{OUTBOX_FIELD}.{key}": "" for key in keys},
-            "$inc": {PENDING_FIELD: -len(keys)}}
+            "$inc": {PENDING_FIELD: -(per_document or len(keys))}}

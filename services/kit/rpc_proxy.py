@@ -4,7 +4,8 @@ nameko's `RpcProxy` waits for a reply forever. When the broker drops connections
 can be lost; the worker would then hang and, one by one, the service would run out of
 workers. `ServiceClient("venues")` is the same proxy with every call bounded by
 `KEPU_RPC_TIMEOUT_S`: past it the call raises `Unavailable` (a 503 at the gateway), and
-the caller's recovery (e.g. booking's sweep) finishes the work later.
+the caller's recovery (e.g. booking's sweep) finishes the work later. The proxy is
+`services.kit.rpc.RpcProxy`: nameko's, with its publisher kept for the service's life.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import eventlet
-from nameko.rpc import RpcProxy
 
 from services.kit.errors import Unavailable
+from services.kit.rpc import RpcProxy
 
 
 class _Deadline:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -111,9 +112,9 @@ class Facts:
             "venues.session_cancelled": self.session_cancelled,
             "venues.session_rescheduled": self.session_rescheduled,
             "venues.capacity_changed": self.capacity_changed,
-            "booking.claim_confirmed": self.claim_confirmed,
-            "booking.claim_cancelled": self.claim_cancelled,
-            "booking.claim_waitlisted": self.claim_waitlisted,
+            "booking.claim_confirmed": self.claim,
+            "booking.claim_cancelled": self.claim,
+            "booking.claim_waitlisted": self.claim,
             "booking.visit_attended": self.visit_attended,
             "booking.tutor_visit_booked": self.tutor_visit,
             "booking.tutor_visit_delivered": self.tutor_visit,
@@ -153,6 +154,23 @@ class Facts:
             return False
         fold(envelope)
         return True
+
+    def fold_many(self, envelopes: list[dict[str, Any]]) -> int:
+        """Apply a batch of events, as folding them one by one in the order they occurred
+        would: the claims' in one command, the rest one by one; the number folded."""
+        claims: dict[str, dict[str, Any]] = {}
+        folded = 0
+        for envelope in sorted(envelopes, key=version_of):
+            if envelope["type"] in self.CLAIMS:
+                claim_id, fields = claim_fields(envelope)
+                claims.setdefault(claim_id, {}).update(fields)
+                folded += 1
+            else:
+                folded += self.fold(envelope)
+        if claims:
+            self.db.claims.bulk_write([UpdateOne({"_id": k}, {"$set": v}, upsert=True)
+                                       for k, v in claims.items()], ordered=False)
+        return folded
 
     def drop(self) -> None:
         for name in self.COLLECTIONS:
@@ -205,23 +223,14 @@ class Facts:
             "venue_id": d["venue_id"], "cancelled": True}}, upsert=True)
 
     # -- claims and attendance -----------------------------------------------------------
-    def claim_confirmed(self, envelope: dict[str, Any]) -> None:
-        d = envelope["data"]
-        self.db.claims.update_one({"_id": d["claim_id"]}, {"$set": {
-            **_trip(d), "confirmed": True, "seats": int(d["seats"])}}, upsert=True)
+    # A claim's three events only `$set` (no version), so several of them are one `$set`
+    # of their fields merged in the order they occurred, and a batch of them is one
+    # `bulk_write` (fold_many).
+    CLAIMS = ("booking.claim_confirmed", "booking.claim_cancelled", "booking.claim_waitlisted")
 
-    def claim_cancelled(self, envelope: dict[str, Any]) -> None:
-        d = envelope["data"]
-        fields = {**_trip(d), "cancelled": True, "cancelled_by": d["cancelled_by"]}
-        if d.get("previous_status") == "confirmed":
-            fields["confirmed"] = True  # it was confirmed, even if that event is still on its way
-        self.db.claims.update_one({"_id": d["claim_id"]}, {"$set": fields}, upsert=True)
-
-    def claim_waitlisted(self, envelope: dict[str, Any]) -> None:
-        d = envelope["data"]
-        self.db.claims.update_one({"_id": d["claim_id"]}, {"$set": {
-            "school_id": d["school_id"], "session_id": d["session_id"],
-            "waitlisted": True}}, upsert=True)
+    def claim(self, envelope: dict[str, Any]) -> None:
+        claim_id, fields = claim_fields(envelope)
+        self.db.claims.update_one({"_id": claim_id}, {"$set": fields}, upsert=True)
 
     def visit_attended(self, envelope: dict[str, Any]) -> None:
         """Who came: the latest record per claim counts (a venue may correct it)."""
@@ -278,6 +287,22 @@ class Facts:
         versioned(self.db.answers, f"{d['survey_id']}|{d['respondent_id']}", "revision",
                   int(d["revision"]), {"ratings": ratings},
                   always={**_trip_of(d), "respondent": d["respondent_kind"]})
+
+
+def claim_fields(envelope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(claim id, what a claim event `$set`s): each event sets the facts it carries and its
+    own flag, never clearing another's, so a cancel folded before its confirm still wins."""
+    d = envelope["data"]
+    kind = envelope["type"]
+    if kind == "booking.claim_waitlisted":
+        return d["claim_id"], {"school_id": d["school_id"], "session_id": d["session_id"],
+                               "waitlisted": True}
+    if kind == "booking.claim_confirmed":
+        return d["claim_id"], {**_trip(d), "confirmed": True, "seats": int(d["seats"])}
+    fields = {**_trip(d), "cancelled": True, "cancelled_by": d["cancelled_by"]}
+    if d.get("previous_status") == "confirmed":
+        fields["confirmed"] = True  # it was confirmed, even if that event is still on its way
+    return d["claim_id"], fields
 
 
 def _trip_of(d: dict[str, Any]) -> dict[str, Any]:

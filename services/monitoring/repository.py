@@ -1,23 +1,32 @@
 """The monitoring service's data: the event archive, the facts, and cached term reports.
 
+A handler only archives its event (one insert, keyed by the event id); `fold_pending`
+folds the archived events not folded yet, a batch at a time, and stamps them folded. It
+runs on the service's timer, and for up to READ_FOLD_S before a read computes from the
+facts (a report, a school's history; the counts fold everything), so a read sees what was
+archived unless a burst left more than that behind; the fold stamps then mark its report
+as changed, for the timer to recompute.
+
 A term report (per district, term, scope and drill-down) is computed from the facts
 (figures.py) and kept with the time it was computed. It is served again while no event was
-archived since (less FOLD_MARGIN_S for an event archived but not yet folded), or while it
-is younger than `KEPU_MONITORING_STALE_S` (default 60 s); the service's timer recomputes,
-every `KEPU_MONITORING_REFRESH_S` (default 10 s), the reports read lately whose facts
-changed. So reads answer from the cache, and figures lag the events by about the refresh
-period plus one computation. Folding writes no counter: the archive's arrival times are
-the change marker.
+folded since (less FOLD_MARGIN_S for the clocks of several monitoring processes), or while
+it is younger than `KEPU_MONITORING_STALE_S` (default 60 s); the service's timer folds,
+then recomputes, every `KEPU_MONITORING_REFRESH_S` (default 10 s), the reports read lately
+whose facts changed. So reads answer from the cache, and figures lag the events by about
+the refresh period plus one computation. Folding writes no counter: the archive's fold
+stamps are the change marker.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from services.kit import clock
 from services.kit.config import Settings
@@ -28,7 +37,11 @@ from services.monitoring.archive import Archive
 from services.monitoring.facts import Facts
 from services.monitoring.figures import Filter, Scope
 
-FOLD_MARGIN_S = 5.0  # longer than an event takes from its archiving to its fold
+log = logging.getLogger("kepu.monitoring")
+
+FOLD_MARGIN_S = 5.0  # more than the clocks of two monitoring processes disagree by
+READ_FOLD_S = 1.0  # how long a read folds first (the timer folds the rest; folds are stamped)
+FOLD_BATCH = 200  # events per fold: `$in` of their ids stays within nx-27017's limits
 READ_MARK_S = 60.0  # how often a served report notes that it is still being read
 KEEP_REFRESHING_S = 3600.0  # the timer refreshes reports read within the last hour
 
@@ -63,18 +76,66 @@ class MonitoringRepository(Repository):
 
     # -- the projection ------------------------------------------------------------------
     def consume(self, envelope: dict[str, Any]) -> None:
-        """Archive, then fold, an event (again harmlessly, after a crash between the two)."""
+        """Archive an event, to be folded (the handler's one write; a repeat changes nothing)."""
         self.archive.keep(envelope)
-        self.facts.fold(envelope)
+
+    def fold_pending(self, budget_s: float = 60.0) -> int:
+        """Fold the archived events not folded yet, a batch at a time; the number folded.
+
+        Facts first, then the stamp: a crash between them folds the batch again, which
+        changes nothing (facts.py). Several processes may fold the same batch at once."""
+        folded, deadline = 0, time.time() + budget_s
+        while time.time() <= deadline:
+            envelopes = self.archive.pending(FOLD_BATCH)
+            if not envelopes:
+                break
+            failed = self._fold(envelopes)
+            for event_id, error in failed.items():
+                self.archive.mark_failed(event_id, error)
+            self.archive.mark_folded([e["event_id"] for e in envelopes
+                                      if e["event_id"] not in failed], time.time())
+            folded += len(envelopes) - len(failed)
+            if len(envelopes) < FOLD_BATCH:
+                break
+        return folded
+
+    def _fold(self, envelopes: list[dict[str, Any]]) -> dict[str, str]:
+        """Fold a batch; {event id: error} of the events whose fold failed on their data.
+
+        A database error propagates (the batch stays pending and is folded again); an event
+        its fold cannot read is set aside, one by one, so it does not hold up the others."""
+        try:
+            self.facts.fold_many(envelopes)
+            return {}
+        except PyMongoError:
+            raise
+        except Exception:
+            log.exception("a batch of %d events failed to fold; folding one by one",
+                          len(envelopes))
+        failed = {}
+        for envelope in envelopes:
+            try:
+                self.facts.fold(envelope)
+            except PyMongoError:
+                raise
+            except Exception as exc:
+                log.error("event %s (%s) cannot be folded: %r", envelope["event_id"],
+                          envelope["type"], exc)
+                failed[envelope["event_id"]] = repr(exc)[:2000]
+        return failed
 
     def rebuild(self) -> int:
         """Drop the read models and fold the whole archive again; the events folded."""
         self.facts.drop()
         self.db.reports.drop()
         self.facts.ensure_indexes()
-        folded = 0
+        folded, batch = 0, []
         for envelope in self.archive.replay():
-            folded += self.facts.fold(envelope)
+            batch.append(envelope)
+            if len(batch) == FOLD_BATCH:
+                folded += len(batch) - len(self._fold(batch))
+                batch = []
+        folded += len(batch) - len(self._fold(batch))
         self.db.reports.drop()  # a report read during the rebuild saw half the facts
         return folded
 
@@ -87,14 +148,17 @@ class MonitoringRepository(Repository):
         key = cache_key(district_id, term, scope, flt)
         cached = self.db.reports.find_one({"_id": key})
         now = time.time()
-        if cached and (now - cached["at"] < self.stale_s or not self._changed(cached)):
+        fresh = bool(cached) and now - cached["at"] < self.stale_s
+        if not fresh:
+            self.fold_pending(READ_FOLD_S)
+        if cached and (fresh or not self._changed(cached)):
             if now - cached.get("read_at", 0) > READ_MARK_S:
                 self.db.reports.update_one({"_id": key}, {"$set": {"read_at": now}})
             return cached["report"]
         return self._compute(key, district_id, term, scope, flt)
 
     def _changed(self, cached: dict[str, Any]) -> bool:
-        return self.archive.newer_than(cached["at"] - self.fold_margin_s)
+        return self.archive.folded_since(cached["at"] - self.fold_margin_s)
 
     def _compute(self, key: str, district_id: str, term: str, scope: Scope,
                  flt: Filter) -> dict[str, Any]:
@@ -118,6 +182,7 @@ class MonitoringRepository(Repository):
         """Recompute the cached reports read lately whose facts changed (the service's
         timer): reads then find them fresh instead of computing during a request."""
         done, deadline = 0, time.time() + budget_s
+        self.fold_pending(budget_s)
         recent = {"read_at": {"$gt": time.time() - KEEP_REFRESHING_S}}
         for cached in self.db.reports.find(recent, {"report": 0}).sort("at", 1):
             if time.time() > deadline:
@@ -136,7 +201,9 @@ class MonitoringRepository(Repository):
         return done
 
     def school_history(self, school_ids: list[str], term: str) -> dict[str, dict[str, int]]:
+        self.fold_pending(READ_FOLD_S)  # booking waits 2 s at most, then counts its own
         return history.school_history(self.db, school_ids, term)
 
     def counts(self, term: str | None = None) -> dict[str, Any]:
+        self.fold_pending()
         return {**history.counts(self.db, term), "archived": self.archive.counts()}

@@ -1,9 +1,10 @@
 """The monitoring service's entrypoints: fold events, answer the district's figures.
 
-Every handler archives and folds its event (repository.consume); monitoring publishes no
-events and writes nothing another service reads. Reads take the gateway's signed actor,
-verified first (kit.actor), and scope the figures to it (access.py). `school_history` is
-asked by booking's window allocation, service to service, with no actor.
+Every handler archives its event, one insert keyed by the event id that is also its
+ledger (repository.consume); the timer and the reads fold what was archived. Monitoring
+publishes no events and writes nothing another service reads. Reads take the gateway's
+signed actor, verified first (kit.actor), and scope the figures to it (access.py).
+`school_history` is asked by booking's window allocation, service to service, no actor.
 Files (CSV, XLSX) travel as {filename, content_type, text|base64}.
 """
 
@@ -42,102 +43,108 @@ def checked(district_id: Any, term: Any) -> tuple[str, str]:
     return district_id, term
 
 
+def archived(event_type: str) -> Any:
+    """A handler without kit's applied-events ledger: the archive insert, keyed by the
+    event id, is the handler's only write and its ledger (a repeat is a duplicate key)."""
+    return subscribe(event_type, ledger=False)
+
+
 class MonitoringService(Health):
     name = "monitoring"
     store = Store(MonitoringRepository)
     log_context = LogContext()
     actors = Actors()
 
-    # -- the projection: every event is archived, then folded --------------------------------
-    @subscribe("booking.school_registered")
+    # -- the projection: every event is archived, to be folded ----------------------------
+    @archived("booking.school_registered")
     def on_school_registered(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.venue_registered")
+    @archived("venues.venue_registered")
     def on_venue_registered(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.venue_updated")
+    @archived("venues.venue_updated")
     def on_venue_updated(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.session_published")
+    @archived("venues.session_published")
     def on_session_published(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.session_cancelled")
+    @archived("venues.session_cancelled")
     def on_session_cancelled(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.session_rescheduled")
+    @archived("venues.session_rescheduled")
     def on_session_rescheduled(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("venues.capacity_changed")
+    @archived("venues.capacity_changed")
     def on_capacity_changed(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.claim_confirmed")
+    @archived("booking.claim_confirmed")
     def on_claim_confirmed(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.claim_cancelled")
+    @archived("booking.claim_cancelled")
     def on_claim_cancelled(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.claim_waitlisted")
+    @archived("booking.claim_waitlisted")
     def on_claim_waitlisted(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.visit_attended")
+    @archived("booking.visit_attended")
     def on_visit_attended(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.tutor_visit_booked")
+    @archived("booking.tutor_visit_booked")
     def on_tutor_visit_booked(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.tutor_visit_delivered")
+    @archived("booking.tutor_visit_delivered")
     def on_tutor_visit_delivered(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.tutor_visit_confirmed")
+    @archived("booking.tutor_visit_confirmed")
     def on_tutor_visit_confirmed(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("booking.tutor_visit_cancelled")
+    @archived("booking.tutor_visit_cancelled")
     def on_tutor_visit_cancelled(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("identity.district_registered")
+    @archived("identity.district_registered")
     def on_district_registered(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("notifications.survey_opened")
+    @archived("notifications.survey_opened")
     def on_survey_opened(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("notifications.survey_answered")
+    @archived("notifications.survey_answered")
     def on_survey_answered(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("notifications.survey_changed")
+    @archived("notifications.survey_changed")
     def on_survey_changed(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("funding.subsidy_paid")
+    @archived("funding.subsidy_paid")
     def on_subsidy_paid(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("admissions.booking_confirmed")
+    @archived("admissions.booking_confirmed")
     def on_booking_confirmed(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("admissions.booking_cancelled")
+    @archived("admissions.booking_cancelled")
     def on_booking_cancelled(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
-    @subscribe("admissions.checked_in")
+    @archived("admissions.checked_in")
     def on_checked_in(self, event: dict[str, Any]) -> None:
         self.store.consume(event)
 
@@ -181,7 +188,8 @@ class MonitoringService(Health):
 
     @timer(interval=refresh_seconds())
     def refresh_reports(self) -> None:
-        """Recompute the reports read lately whose facts changed, before anyone asks."""
+        """Fold what was archived, then recompute the reports read lately whose facts
+        changed, before anyone asks."""
         self.store.refresh()
 
     # -- allocation and operations ------------------------------------------------------

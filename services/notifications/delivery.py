@@ -97,19 +97,25 @@ class Delivery:
     def send_all(self, docs: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Attempt every queued message in `docs` (leased to the caller); outcome counts.
 
-        Messages go out concurrently in chunks; each chunk's outcomes are recorded in one
-        bulk write (a fan-out's database writes dominated its cost when made one by one).
-        A worker that dies mid-chunk leaves those messages leased and queued: they are sent
-        again after the lease, so at most one chunk can reach a guardian twice.
+        Sends stream through the mapper (the green pool keeps `concurrency` in flight and
+        runs on while a batch is written: sending never waits to fill a batch); outcomes
+        are recorded as they come, one bulk write per `concurrency` of them (a fan-out's
+        writes dominated its cost when made one by one). A worker that dies mid-way leaves
+        the unrecorded messages leased and queued: they are sent again after the lease, so
+        at most the batch being written and the sends behind it (two batches) can reach a
+        guardian twice.
         """
         counts: dict[str, int] = {}
         queued = [d for d in docs if d["status"] == "queued"]
         size = max(1, self.settings.concurrency)
-        for start in range(0, len(queued), size):
-            outcomes = list(self.mapper(self.attempt, queued[start:start + size]))
-            self.repo.settle_many(outcomes)
-            for outcome in outcomes:
-                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        batch: list[Outcome] = []
+        for outcome in self.mapper(self.attempt, queued):
+            batch.append(outcome)
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if len(batch) >= size:
+                self.repo.settle_many(batch)
+                batch = []
+        self.repo.settle_many(batch)
         return counts
 
     def deliver_due(self, limit: int = 200) -> dict[str, int]:

@@ -8,7 +8,8 @@ and consent answers.
   Each carries its last consent reminder (`consent_reminder`: id, when, `next_at`), taken
   by one conditional write (consent_reminders).
 - `messages`: one per (notice, guardian), `dedup_key` unique; `due_at` + `lease_until`
-  drive the delivery timer; `sort_key` (kit.pages: created_at|id) pages the delivery log.
+  drive the delivery timer (`leased_by`: the token of the timer's last lease); `sort_key`
+  (kit.pages: created_at|id) pages the delivery log.
 - `consents`: append-only answers, `_id` (claim|pupil|seq).
 - `surveys`: one per trip (claim or tutor visit), carrying `survey_opened` in its outbox.
 - `survey_answers`: one per respondent per survey (`_id` survey|kind|respondent), changed
@@ -22,6 +23,7 @@ and the record it announces are one write.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
@@ -152,20 +154,27 @@ class NotificationsRepository(Repository):
         return docs
 
     def lease_due(self, now: str, until: str, limit: int) -> list[dict[str, Any]]:
-        """Take up to `limit` messages due to be (re)tried, each under a lease."""
-        found = self.db.messages.find(
-            {"status": {"$in": ["queued", "deferred"]}, "due_at": {"$lte": now},
-             "lease_until": {"$lt": now}}, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)
-        taken = []
-        for ref in list(found):
-            doc = self.db.messages.find_one_and_update(
-                {"_id": ref["_id"], "status": {"$in": ["queued", "deferred"]},
-                 "due_at": {"$lte": now}, "lease_until": {"$lt": now}},
-                {"$set": {"status": "queued", "lease_until": until, "updated_at": now}},
-                return_document=ReturnDocument.AFTER)
-            if doc is not None:
-                taken.append(doc)
-        return taken
+        """Take up to `limit` messages due to be (re)tried, each under a lease.
+
+        Three commands whatever the number: find the due ids, lease them all in one
+        conditional update stamped with a token of this call, read back those carrying the
+        token (another worker may have leased some in between; it keeps them).
+        """
+        due = {"status": {"$in": ["queued", "deferred"]}, "due_at": {"$lte": now},
+               "lease_until": {"$lt": now}}
+        ids = [ref["_id"] for ref in self.db.messages.find(due, {"_id": 1})
+               .sort("due_at", ASCENDING).limit(limit)]
+        if not ids:
+            return []
+        token = uuid.uuid4().hex
+        self.db.messages.update_many(
+            {"_id": {"$in": ids}, **due},
+            {"$set": {"status": "queued", "lease_until": until, "leased_by": token,
+                      "updated_at": now}})
+        # (kit/mongo.py, "nx-27017": `$in` is indexed on `_id` only; the token is checked here)
+        taken = {doc["_id"]: doc for doc in self.db.messages.find({"_id": {"$in": ids}})
+                 if doc.get("leased_by") == token}
+        return [taken[i] for i in ids if i in taken]
 
     def settle_many(self, outcomes: list[Any]) -> None:
         """Record the outcomes of sends (or deferrals) in one write, dropping the leases.

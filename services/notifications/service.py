@@ -215,11 +215,16 @@ class NotificationsService(Health):
         family_messages.forget(self.store.db.messages, event["data"])
 
     # -- triggers ---------------------------------------------------------------------------
-    @subscribe("booking.claim_confirmed")
+    # The claim notices need no applied-events ledger: the claim record's `_id` is the claim
+    # and each message's `_id` derives from (kind, claim, pupil, guardian, contact), so the
+    # one insert_many of a notice is its own ledger — a repeat, a concurrent duplicate or a
+    # re-run after a crash stores nothing twice and sends only what it stored itself
+    # (docs/notifications.md, "Delivery, retries, idempotency").
+    @subscribe("booking.claim_confirmed", ledger=False)
     def on_claim_confirmed(self, event: dict[str, Any]) -> None:
         self.triggers().claim_confirmed(event["data"], event["event_id"])
 
-    @subscribe("booking.claim_cancelled")
+    @subscribe("booking.claim_cancelled", ledger=False)
     def on_claim_cancelled(self, event: dict[str, Any]) -> None:
         self.triggers().claim_cancelled(event["data"], event["event_id"])
 

@@ -17,6 +17,12 @@ a household (admissions' digest of its verified mobile, `hh_…`) on family sess
 `max_seats_per_school` stores the venue's `max_seats_per_household`. The map keeps its
 name (`per_school`) so existing sessions and school claims read as before.
 
+A caller that checked a claim against its copy of the session (booking keeps sessions for
+a while) passes the `version` it checked (`expected_version`): the hold then also requires
+the session unchanged since (every edit and cancellation adds 1 to `version`; holds do not),
+and refuses with `stale` otherwise, so the caller reads the session again, checks again and
+asks again. Callers that pass no version are held on the session's current state as before.
+
 Venues does not judge claim policy: booking asks for a window session's seats when it
 allocates, after the window closed. What venues refuses is what no policy may break: a
 full, cancelled, started or unknown session, and a school over its limit.
@@ -39,7 +45,7 @@ KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # map keys: no dots, no dollars
 ATTEMPTS = 20
 
 STATE = {"_id": 1, "published": 1, "status": 1, "starts_at": 1, "capacity": 1,
-         "seats_left": 1, "held": 1, "max_seats_per_school": 1}
+         "seats_left": 1, "held": 1, "max_seats_per_school": 1, "version": 1}
 SEAT_FIELDS = {**STATE, "holds": 1, "per_school": 1}
 
 
@@ -78,12 +84,21 @@ class Holds:
         doc = self.sessions.find_one({"_id": session_id}, fields)
         return doc if doc is not None and doc.get("published") else None
 
-    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int) -> dict[str, Any]:
-        """Hold `seats` for `claim_id`, or say why not; a repeat answers the same."""
+    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int,
+             expected_version: int | None = None) -> dict[str, Any]:
+        """Hold `seats` for `claim_id`, or say why not; a repeat answers the same.
+
+        `expected_version`: the session version the caller checked the claim against; a
+        session changed since refuses as `stale` (a repeat of a hold still answers the hold).
+        """
         _key("claim_id", claim_id)
         _key("school_id", school_id)
         if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_CAPACITY:
             raise validation_error("seats", f"must be a whole number from 1 to {MAX_CAPACITY}")
+        if expected_version is not None and (not isinstance(expected_version, int)
+                                             or isinstance(expected_version, bool)):
+            raise validation_error("expected_version", "must be a whole number")
+        same = {} if expected_version is None else {"version": expected_version}
         now = clock.stamp()
         held = {"seats": seats, "school_id": school_id, "held_at": now, "by": INSTANCE}
         taking = {"$set": {f"holds.{claim_id}": held},
@@ -92,7 +107,7 @@ class Holds:
         done = self.sessions.find_one_and_update(
             {"_id": session_id, "published": True, "status": "open", "starts_at": {"$gt": now},
              "seats_left": {"$gte": seats}, f"holds.{claim_id}": {"$exists": False},
-             "max_seats_per_school": None},
+             "max_seats_per_school": None, **same},
             taking, projection={"seats_left": 1}, return_document=ReturnDocument.AFTER)
         if done is not None:
             return _answer(True, seats, done["seats_left"])
@@ -110,7 +125,7 @@ class Holds:
                         code="hold-differs")
                 return _answer(True, seats, doc["seats_left"], repeated=True)
             now = clock.stamp()
-            refusal = self._refusal(doc, school_id, seats, now)
+            refusal = self._refusal(doc, school_id, seats, now, expected_version)
             if refusal:
                 return _answer(False, seats, doc["seats_left"], refusal)
             school_seats = entry(doc, "per_school", school_id)
@@ -124,6 +139,7 @@ class Holds:
                 # (kit/mongo.py)
                 f"per_school.{school_id}": ({"$exists": False} if school_seats is None
                                             else school_seats),
+                **same,
             }
             held["held_at"] = now
             done = self.sessions.find_one_and_update(
@@ -135,11 +151,16 @@ class Holds:
         raise Unavailable(f"session {session_id} is too busy; try again", code="hold-contention")
 
     @staticmethod
-    def _refusal(doc: dict[str, Any], school_id: str, seats: int, now: str) -> str | None:
+    def _refusal(doc: dict[str, Any], school_id: str, seats: int, now: str,
+                 expected_version: int | None = None) -> str | None:
+        """Why no hold: a cancelled or started session first (no fresher check changes
+        that), then a session changed since the caller's checks, then the seats."""
         if doc["status"] == "cancelled":
             return "cancelled"
         if doc["starts_at"] <= now:
             return "closed"
+        if expected_version is not None and doc.get("version") != expected_version:
+            return "stale"
         limit = doc.get("max_seats_per_school")
         if limit is not None and (entry(doc, "per_school", school_id) or 0) + seats > limit:
             return "over_school_limit"

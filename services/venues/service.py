@@ -138,8 +138,9 @@ class VenuesService(Health):
 
     # -- seats -----------------------------------------------------------------------------
     @rpc
-    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int) -> dict[str, Any]:
-        return self.store.holds.hold(session_id, claim_id, school_id, seats)
+    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int,
+             expected_version: int | None = None) -> dict[str, Any]:
+        return self.store.holds.hold(session_id, claim_id, school_id, seats, expected_version)
 
     @rpc
     def release(self, session_id: str, claim_id: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def view(doc: dict[str, Any], now: str | None = None,
             "audience", "grades", "starts_at", "ends_at", "capacity", "seats_left",
             "price_fen", "claim_policy", "window_closes_at", "max_seats_per_school",
             "min_teachers_per_students", "cancel_cutoff_hours", "what_to_bring", "timezone",
-            "venue", "cancel_reason", "created_at", "max_people_per_booking")
+            "venue", "cancel_reason", "created_at", "max_people_per_booking", "version")
     out = {key: doc.get(key) for key in keys}
     out["prices_fen"] = prices_of(doc)
     out["households_may_book_again"] = bool(doc.get("households_may_book_again"))

@@ -44,7 +44,8 @@ class FakeVenues:
                    "max_seats_per_school": None, "min_teachers_per_students": None,
                    "cancel_cutoff_hours": 24, "what_to_bring": "水杯", "status": "open",
                    "timezone": "Asia/Shanghai",
-                   "venue": {"name": "上海天文馆", "address": "临港大道380号"}, **extra}
+                   "venue": {"name": "上海天文馆", "address": "临港大道380号"}, "version": 1,
+                   **extra}
         self.sessions[sid] = session
         self.holds[sid] = {}
         return session
@@ -54,10 +55,16 @@ class FakeVenues:
             raise NotFound("no session")
         return dict(self.sessions[session_id])
 
+    def edit(self, session_id: str, **changes) -> None:
+        """What venues does on an edit or a cancellation: the version moves on."""
+        session = self.sessions[session_id]
+        session.update(changes, version=session.get("version", 1) + 1)
+
     def get_sessions(self, session_ids: list[str]) -> list[dict]:
         return [dict(self.sessions[s]) for s in session_ids if s in self.sessions]
 
-    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int) -> dict:
+    def hold(self, session_id: str, claim_id: str, school_id: str, seats: int,
+             expected_version: int | None = None) -> dict:
         with self.lock:
             self.calls.append(("hold", session_id, claim_id, seats))
             session = self.sessions.get(session_id)
@@ -70,7 +77,7 @@ class FakeVenues:
                     raise Conflict(f"claim {claim_id} already holds {held['seats']} seats",
                                    code="hold-differs")
                 return self._answer(True, seats, session["seats_left"], repeated=True)
-            refusal = self._refusal(session, holds, school_id, seats)
+            refusal = self._refusal(session, holds, school_id, seats, expected_version)
             if refusal:
                 return self._answer(False, seats, session["seats_left"], refusal)
             holds[claim_id] = {"seats": seats, "school_id": school_id}
@@ -78,11 +85,14 @@ class FakeVenues:
             return self._answer(True, seats, session["seats_left"])
 
     @staticmethod
-    def _refusal(session: dict, holds: dict, school_id: str, seats: int) -> str | None:
+    def _refusal(session: dict, holds: dict, school_id: str, seats: int,
+                 expected_version: int | None) -> str | None:
         if session["status"] == "cancelled":
             return "cancelled"
         if clock.parse(session["starts_at"]) <= clock.now():
             return "closed"
+        if expected_version is not None and session.get("version") != expected_version:
+            return "stale"
         limit = session.get("max_seats_per_school")
         mine = sum(h["seats"] for h in holds.values() if h["school_id"] == school_id)
         if limit is not None and mine + seats > limit:

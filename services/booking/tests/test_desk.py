@@ -162,6 +162,7 @@ def test_sweep_finishes_a_claim_left_holding(desk, repo, venues, frozen_clock):
     venues.hold = original
     assert desk.recovery.sweep()["holding"] == 0  # still within its grace period
     frozen_clock["now"] += timedelta(seconds=30)
+    assert desk.recovery.sweep(interrupted=False)["holding"] == 0  # allocations only
     assert desk.recovery.sweep()["holding"] == 1
     assert repo.claim(stuck["_id"])["status"] == "confirmed"
     assert clock.now() > clock.parse(stuck["updated_at"])

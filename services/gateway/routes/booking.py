@@ -23,7 +23,7 @@ ANY = ("admin", "venue", "school", "finance", "district")  # district staff: rea
 
 
 @route("POST", "/v1/claims", roles=("school",), tag="claims", body=ClaimRequest,
-       response=ClaimView, status=201, creates=True)
+       response=ClaimView, status=201, creates=True, binds_key=True, service_loads=True)
 def create_claim(call: Call) -> Any:
     """Claim seats for one or more classes: confirmed, pending (window), waitlisted or rejected."""
     claim = call.rpc.booking.create_claim(call.actor, call.body, call.request_key)
@@ -87,7 +87,8 @@ def get_allocation(call: Call) -> Any:
 
 
 @route("POST", "/v1/tutor-visits", roles=("school",), tag="tutor visits",
-       body=TutorVisitRequest, response=TutorVisitView, status=201, creates=True)
+       body=TutorVisitRequest, response=TutorVisitView, status=201, creates=True,
+       binds_key=True)
 def book_tutor_visit(call: Call) -> Any:
     """Book a registered tutor into the school (请进来)."""
     visit = call.rpc.booking.book_tutor_visit(call.actor, call.body, call.request_key)

@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
-import pymongo
 import pytest
 from marshmallow import fields
 from werkzeug.test import Client
 
 from services.contracts.common import Instant, Strict
-from services.gateway.app import Gateway
 from services.gateway.limits import MAX_DEPTH
 from services.gateway.routing import Call, Route
-from services.gateway.tests.fakes import FakeRpc
 from services.gateway.throttle import Rate, Throttle
 from services.kit import auth
 from services.kit import services as registry
 from services.kit.actor import Actor, actor_key, verify
-from services.kit.config import Settings
 from services.kit.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 
 SECRET = "unit-test-secret-" + "x" * 32
@@ -59,19 +54,9 @@ ROUTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def mongo(mongo_url):
-    client = pymongo.MongoClient(mongo_url, tz_aware=True)
-    yield client
-    client.close()
-
-
 @pytest.fixture()
-def app(mongo):
-    settings = Settings(jwt_secret=SECRET, db_prefix=f"unit_{uuid.uuid4().hex[:10]}")
-    gateway = Gateway(settings, rpc=FakeRpc(), mongo=mongo, routes=ROUTES)
-    yield gateway
-    mongo.drop_database(settings.database("gateway"))
+def app(gateway_with):
+    return gateway_with(ROUTES, SECRET)
 
 
 def client(app):

@@ -5,20 +5,15 @@ idempotency store must never keep."""
 from __future__ import annotations
 
 import json
-import uuid
 
-import pymongo
 import pytest
 from werkzeug.test import Client
 
-from services.gateway.app import Gateway
 from services.gateway.audit_trail import AuditTrail
 from services.gateway.principals import Cutoffs, KeyCache, Verifier
 from services.gateway.revocations import apply
 from services.gateway.routing import Call, Route
-from services.gateway.tests.fakes import FakeRpc
 from services.kit import auth
-from services.kit.config import Settings
 from services.kit.errors import TooManyRequests, Unauthenticated
 
 SECRET = "unit-test-secret-" + "y" * 32
@@ -47,19 +42,9 @@ ROUTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def mongo(mongo_url):
-    client = pymongo.MongoClient(mongo_url, tz_aware=True)
-    yield client
-    client.close()
-
-
 @pytest.fixture()
-def app(mongo):
-    settings = Settings(jwt_secret=SECRET, db_prefix=f"unit_{uuid.uuid4().hex[:10]}")
-    gateway = Gateway(settings, rpc=FakeRpc(), mongo=mongo, routes=ROUTES)
-    yield gateway
-    mongo.drop_database(settings.database("gateway"))
+def app(gateway_with):
+    return gateway_with(ROUTES, SECRET)
 
 
 def bearer(token: str) -> dict[str, str]:

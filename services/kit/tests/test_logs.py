@@ -46,7 +46,7 @@ def test_ordinary_ids_times_and_amounts_are_left_alone(text):
     assert mask_text(text) == text
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)  # quadratic backtracking on 1 MiB takes hours: a deadline, not a timing
 @pytest.mark.parametrize("shape", ["a.", "a@", "1", "1-", "138-", "a@b.", "_.", "+86 "])
 def test_a_mebibyte_of_adversarial_input_is_masked_in_linear_time(shape):
     text = shape * (MIB // len(shape))
