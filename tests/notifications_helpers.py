@@ -14,7 +14,7 @@ import pymongo
 
 from services.kit import broker
 from services.kit.config import Settings
-from services.kit.relay import Publisher
+from services.kit.event_publisher import Publisher
 from tests.booking_helpers import School, Venue, group
 from tests.support import wait_for
 

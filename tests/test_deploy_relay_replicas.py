@@ -30,8 +30,8 @@ from deploy import broker as broker_admin
 from deploy.stack import ROOT, Stack
 from services.kit import broker
 from services.kit.config import Settings
+from services.kit.event_publisher import Publisher
 from services.kit.outbox import event
-from services.kit.relay import Publisher
 from services.kit.rpc_client import RpcClient
 from tests.support import wait_for
 

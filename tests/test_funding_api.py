@@ -21,8 +21,8 @@ from services.gateway.routes import all_routes
 from services.kit.actor import Actor, actor_key, sign
 from services.kit.config import Settings
 from services.kit.errors import Conflict, Forbidden
+from services.kit.event_publisher import Publisher
 from services.kit.outbox import event
-from services.kit.relay import Publisher
 from tests.support import problem, wait_for
 
 pytestmark = pytest.mark.stack

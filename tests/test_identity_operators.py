@@ -14,8 +14,8 @@ import jwt
 import pytest
 
 from services.kit.config import Settings
+from services.kit.event_publisher import Publisher
 from services.kit.outbox import event
-from services.kit.relay import Publisher
 from tests.support import Api, password, problem, wait_for
 
 pytestmark = pytest.mark.stack
