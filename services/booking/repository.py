@@ -47,7 +47,9 @@ class BookingRepository(Repository):
         db.claims.create_index([("school_id", ASCENDING), ("list_key", ASCENDING)])
         db.claims.create_index([("venue_id", ASCENDING), ("list_key", ASCENDING)])
         db.claims.create_index("list_key")
-        db.claims.create_index([("session_id", ASCENDING), ("status", ASCENDING)])
+        # a session's claims are tens to hundreds: its id alone narrows them, on MongoDB 7
+        # as well as on nx-27017, which answers from single-field indexes only (kit/mongo.py)
+        db.claims.create_index("session_id")
         db.claims.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
         db.claims.create_index([("school_id", ASCENDING), ("term", ASCENDING)])
         db.claims.create_index("release_pending")

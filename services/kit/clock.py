@@ -38,7 +38,9 @@ def stamp(when: datetime | None = None) -> str:
         when = when.astimezone(UTC)
     except OverflowError:
         raise ValueError("time out of range") from None
-    return f"{when.year:04d}-" + when.strftime("%m-%dT%H:%M:%S.%fZ")
+    # formatted by hand: strftime was a few per cent of booking's and notifications' CPU
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:"
+            f"{when.minute:02d}:{when.second:02d}.{when.microsecond:06d}Z")
 
 
 def parse(text: str) -> datetime:

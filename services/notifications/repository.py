@@ -38,19 +38,24 @@ from services.kit.request_keys import RequestKeys
 DUPLICATE_KEY = 11000
 
 
+WAITING = ("queued", "deferred")  # the only statuses a message with a `due_at` may have
+
+
 class NotificationsRepository(Repository):
     outbox_collections = ("consents", "surveys", "survey_answers")
 
     def ensure_indexes(self) -> None:
         super().ensure_indexes()
-        self.db.rosters.create_index([("school_id", ASCENDING), ("label", ASCENDING)])
+        # a school's tens of rosters are sorted after the indexed read; nx-27017 answers from
+        # single-field indexes only (kit/mongo.py, "nx-27017")
+        self.db.rosters.create_index("school_id")
         self.db.claims.create_index("session_id")
         self.db.claims.create_index([("school_id", ASCENDING), ("status", ASCENDING)])
         self.db.claims.create_index([("reminder", ASCENDING), ("remind_at", ASCENDING)])
         self.db.messages.create_index("dedup_key", unique=True)
         self.db.messages.create_index([("claim_id", ASCENDING), ("sort_key", ASCENDING)])
         self.db.messages.create_index([("school_id", ASCENDING), ("sort_key", ASCENDING)])
-        self.db.messages.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        self.db.messages.create_index("due_at")  # set while a message waits (`lease_due`)
         self.db.consents.create_index("claim_id")
         self.db.messages.create_index("survey_id")
         self.db.surveys.create_index("school_id")
@@ -159,11 +164,18 @@ class NotificationsRepository(Repository):
         Three commands whatever the number: find the due ids, lease them all in one
         conditional update stamped with a token of this call, read back those carrying the
         token (another worker may have leased some in between; it keeps them).
+
+        Only a waiting (queued or deferred) message has a `due_at`: every other outcome
+        clears it in the same write, so the time range finds them from the `due_at` index,
+        and a message settled meanwhile no longer matches the lease's conditions. The status
+        is checked once more on the ids found. (kit/mongo.py, "nx-27017": a `$in` beside
+        time ranges made the stand-in compare every message in Python, ~60 ms a poll with a
+        few thousand messages; "no lease" is `""`, which it matches only by equality.)
         """
-        due = {"status": {"$in": ["queued", "deferred"]}, "due_at": {"$lte": now},
-               "lease_until": {"$lt": now}}
-        ids = [ref["_id"] for ref in self.db.messages.find(due, {"_id": 1})
-               .sort("due_at", ASCENDING).limit(limit)]
+        due = {"due_at": {"$lte": now},
+               "$and": [{"$or": [{"lease_until": ""}, {"lease_until": {"$lt": now}}]}]}
+        ids = [ref["_id"] for ref in self.db.messages.find(due, {"_id": 1, "status": 1})
+               .sort("due_at", ASCENDING).limit(limit) if ref.get("status") in WAITING]
         if not ids:
             return []
         token = uuid.uuid4().hex

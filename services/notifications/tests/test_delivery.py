@@ -205,3 +205,30 @@ def test_smtp_connections_are_reused(settings, sinks):
     finally:
         email.close()
     assert len(sinks.smtp.to(address)) == 5
+
+
+def test_the_due_poll_takes_waiting_messages_whose_lease_lapsed_and_nothing_else(repo):
+    """`lease_due` finds messages by `due_at` alone (every outcome clears it): a message
+    under a live lease, one not yet due and one settled are left; a lapsed lease or none
+    (`""`, as `settle_many` leaves it) is taken, oldest due first."""
+    now, past, later = ("2026-11-23T02:00:00.000000Z", "2026-11-23T01:00:00.000000Z",
+                        "2026-11-23T03:00:00.000000Z")
+    tag = uuid.uuid4().hex[:8]
+
+    def message(name: str, **fields) -> None:
+        repo.db.messages.insert_one({"_id": f"msg_{tag}_{name}", "status": "queued",
+                                     "lease_until": "", "due_at": past, **fields})
+
+    message("no_lease", due_at="2026-11-23T01:30:00.000000Z")
+    message("lapsed", lease_until=past, status="deferred")
+    message("leased", lease_until=later)
+    message("not_due", due_at=later)
+    message("sent", status="sent", due_at=None)
+    message("broken", status="sent")  # a terminal message left with a due_at by hand
+    taken = repo.lease_due(now, later, 10)
+    mine = [doc["_id"].removeprefix(f"msg_{tag}_") for doc in taken
+            if doc["_id"].startswith(f"msg_{tag}_")]
+    assert mine == ["lapsed", "no_lease"]
+    assert all(doc["status"] == "queued" and doc["lease_until"] == later for doc in taken)
+    assert [d["_id"] for d in repo.lease_due(now, later, 10)
+            if d["_id"].startswith(f"msg_{tag}_")] == []  # leased now: not taken twice
