@@ -76,9 +76,23 @@ def _answer(ok: bool, seats: int, seats_left: int, reason: str | None = None,
             "repeated": repeated}
 
 
+FULL_KEPT = 10_000  # sessions remembered as full, per process; beyond it, forget them all
+
+
 class Holds:
     def __init__(self, sessions: Collection) -> None:
         self.sessions = sessions
+        # seats left when a hold on the session was last refused as full: a claim wanting
+        # more is read first (one command for its refusal, not a failed write and a read)
+        self.seen_full: dict[str, int] = {}
+
+    def _remember(self, session_id: str, refusal: str | None, seats_left: int) -> None:
+        if refusal != "full":
+            self.seen_full.pop(session_id, None)
+            return
+        if len(self.seen_full) >= FULL_KEPT:
+            self.seen_full.clear()
+        self.seen_full[session_id] = seats_left
 
     def _read(self, session_id: str, fields: dict[str, int]) -> dict[str, Any] | None:
         doc = self.sessions.find_one({"_id": session_id}, fields)
@@ -104,13 +118,17 @@ class Holds:
         taking = {"$set": {f"holds.{claim_id}": held},
                   "$inc": {"seats_left": -seats, "held": seats, f"per_school.{school_id}": seats}}
         # The common case in one write: a session without a per-school limit that has room.
-        done = self.sessions.find_one_and_update(
-            {"_id": session_id, "published": True, "status": "open", "starts_at": {"$gt": now},
-             "seats_left": {"$gte": seats}, f"holds.{claim_id}": {"$exists": False},
-             "max_seats_per_school": None, **same},
-            taking, projection={"seats_left": 1}, return_document=ReturnDocument.AFTER)
-        if done is not None:
-            return _answer(True, seats, done["seats_left"])
+        # A session last seen too full for this claim is read first instead: the write below
+        # decides either way, so which comes first changes the commands, never the answer.
+        if seats <= self.seen_full.get(session_id, seats):
+            done = self.sessions.find_one_and_update(
+                {"_id": session_id, "published": True, "status": "open",
+                 "starts_at": {"$gt": now}, "seats_left": {"$gte": seats},
+                 f"holds.{claim_id}": {"$exists": False}, "max_seats_per_school": None,
+                 **same},
+                taking, projection={"seats_left": 1}, return_document=ReturnDocument.AFTER)
+            if done is not None:
+                return _answer(True, seats, done["seats_left"])
         for _ in range(ATTEMPTS):
             doc = self._read(session_id, claim_fields(claim_id, school_id))
             if doc is None:
@@ -126,6 +144,7 @@ class Holds:
                 return _answer(True, seats, doc["seats_left"], repeated=True)
             now = clock.stamp()
             refusal = self._refusal(doc, school_id, seats, now, expected_version)
+            self._remember(session_id, refusal, doc["seats_left"])
             if refusal:
                 return _answer(False, seats, doc["seats_left"], refusal)
             school_seats = entry(doc, "per_school", school_id)

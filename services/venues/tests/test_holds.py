@@ -102,3 +102,45 @@ def test_racing_holds_never_oversell(repo, venue):
     assert sum(accepted.values()) <= 60
     assert all(v <= 25 for v in seats["per_school"].values())
     assert {a["reason"] for a in answers if not a["ok"]} <= {"full", "over_school_limit"}
+
+
+class Counted:
+    """The sessions collection, counting the commands a hold sends."""
+
+    def __init__(self, collection) -> None:
+        self.collection = collection
+        self.sent: list[str] = []
+
+    def find_one(self, *args, **kwargs):
+        self.sent.append("find")
+        return self.collection.find_one(*args, **kwargs)
+
+    def find_one_and_update(self, *args, **kwargs):
+        self.sent.append("findAndModify")
+        return self.collection.find_one_and_update(*args, **kwargs)
+
+
+def test_a_session_seen_full_refuses_the_next_claim_with_one_read(repo, venue):
+    """The burst's waitlisted claims: once a hold was refused as full, a claim wanting more
+    than was left is read first (one command), and seats given back are still found."""
+    sid = publish(repo, venue, capacity=20)["session_id"]
+    counted = repo.holds.sessions = Counted(repo.holds.sessions)
+    assert repo.holds.hold(sid, "clm_1", "sch_a", 15)["ok"]
+    assert counted.sent == ["findAndModify"]
+    counted.sent.clear()
+    assert repo.holds.hold(sid, "clm_2", "sch_b", 10)["reason"] == "full"  # not yet seen
+    assert counted.sent == ["findAndModify", "find"]
+    counted.sent.clear()
+    assert repo.holds.hold(sid, "clm_3", "sch_c", 6)["reason"] == "full"
+    assert counted.sent == ["find"]
+    counted.sent.clear()
+    assert repo.holds.hold(sid, "clm_4", "sch_d", 5)["ok"]  # fits what was left: one write
+    assert counted.sent == ["findAndModify"]
+    assert repo.holds.release(sid, "clm_1")["released"] == 15
+    counted.sent.clear()
+    assert repo.holds.hold(sid, "clm_3", "sch_c", 6)["ok"]  # seen full, now room: read, write
+    assert counted.sent == ["find", "findAndModify"]
+    counted.sent.clear()
+    assert repo.holds.hold(sid, "clm_5", "sch_e", 6)["ok"]  # and the write comes first again
+    assert counted.sent == ["findAndModify"]
+    assert consistent(repo, sid)["holds"] == {"clm_3": 6, "clm_4": 5, "clm_5": 6}
