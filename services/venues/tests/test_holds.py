@@ -105,19 +105,19 @@ def test_racing_holds_never_oversell(repo, venue):
 
 
 class Counted:
-    """The sessions collection, counting the commands a hold sends."""
+    """The sessions collection, recording which of its methods a hold calls."""
 
     def __init__(self, collection) -> None:
         self.collection = collection
         self.sent: list[str] = []
 
-    def find_one(self, *args, **kwargs):
-        self.sent.append("find")
-        return self.collection.find_one(*args, **kwargs)
+    def __getattr__(self, name: str):
+        method = getattr(self.collection, name)
 
-    def find_one_and_update(self, *args, **kwargs):
-        self.sent.append("findAndModify")
-        return self.collection.find_one_and_update(*args, **kwargs)
+        def counted(*args, **kwargs):
+            self.sent.append(name)
+            return method(*args, **kwargs)
+        return counted
 
 
 def test_a_session_seen_full_refuses_the_next_claim_with_one_read(repo, venue):
@@ -126,21 +126,21 @@ def test_a_session_seen_full_refuses_the_next_claim_with_one_read(repo, venue):
     sid = publish(repo, venue, capacity=20)["session_id"]
     counted = repo.holds.sessions = Counted(repo.holds.sessions)
     assert repo.holds.hold(sid, "clm_1", "sch_a", 15)["ok"]
-    assert counted.sent == ["findAndModify"]
+    assert counted.sent == ["find_one_and_update"]
     counted.sent.clear()
     assert repo.holds.hold(sid, "clm_2", "sch_b", 10)["reason"] == "full"  # not yet seen
-    assert counted.sent == ["findAndModify", "find"]
+    assert counted.sent == ["find_one_and_update", "find_one"]
     counted.sent.clear()
     assert repo.holds.hold(sid, "clm_3", "sch_c", 6)["reason"] == "full"
-    assert counted.sent == ["find"]
+    assert counted.sent == ["find_one"]
     counted.sent.clear()
     assert repo.holds.hold(sid, "clm_4", "sch_d", 5)["ok"]  # fits what was left: one write
-    assert counted.sent == ["findAndModify"]
+    assert counted.sent == ["find_one_and_update"]
     assert repo.holds.release(sid, "clm_1")["released"] == 15
     counted.sent.clear()
     assert repo.holds.hold(sid, "clm_3", "sch_c", 6)["ok"]  # seen full, now room: read, write
-    assert counted.sent == ["find", "findAndModify"]
+    assert counted.sent == ["find_one", "find_one_and_update"]
     counted.sent.clear()
     assert repo.holds.hold(sid, "clm_5", "sch_e", 6)["ok"]  # and the write comes first again
-    assert counted.sent == ["findAndModify"]
+    assert counted.sent == ["find_one_and_update"]
     assert consistent(repo, sid)["holds"] == {"clm_3": 6, "clm_4": 5, "clm_5": 6}
