@@ -28,7 +28,7 @@ from typing import Any
 
 import pymongo
 
-from services.kit import metrics
+from services.kit import metrics, mongo_shapes
 from services.kit.outbox import PENDING_FIELD
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -112,6 +112,9 @@ class Costs:
                                                   f"{os.environ.get('PATH', '')}")
         self.flames = flames and self.py_spy is not None
         self.spies: dict[str, subprocess.Popen] = {}
+        shapes = stack.env.get(mongo_shapes.ENV)
+        self.shapes_file = Path(shapes) if shapes else None
+        self.shapes_before: dict[str, list[float]] = {}
 
     def groups(self) -> dict[str, int]:
         return {process_name(n): p.pid for n, p in self.stack.procs.items()
@@ -176,6 +179,8 @@ class Costs:
         self.idle = self.snapshot()
         time.sleep(IDLE_S)
         self.before = self.snapshot()
+        if self.shapes_file:
+            self.shapes_before = mongo_shapes.read(self.shapes_file)
         if self.flames:
             self.out.mkdir(parents=True, exist_ok=True)
             for name in FLAMES:
@@ -268,6 +273,9 @@ class Costs:
             "background_per_s": {**self.background(), "setup_drained": self.settled},
             "flame_graphs": flames,
             "profiler_cpu_s": round(getattr(self, "spy_cpu_s", 0.0), 2),
+            **({"db_shapes": mongo_shapes.costliest(self.shapes_before,
+                                                    mongo_shapes.read(self.shapes_file))}
+               if self.shapes_file else {}),
         }
 
 
@@ -309,6 +317,11 @@ def table(report: dict[str, Any]) -> list[tuple[str, Any]]:
               f"{amqp['published']} / {amqp['delivered']}"),
              ("  published", _top(amqp["published_by_kind"], 8)),
              ("flame graphs", ", ".join(report.get("flame_graphs", {}).values()) or "none")]
+    if report.get("db_shapes") is not None:
+        rows.append(("database CPU by query shape (ms in all, calls, µs each)",
+                     "" if report["db_shapes"] else "none recorded"))
+        rows += [(f"  {row['cpu_ms']} ms, {row['calls']} × {row['cpu_us_per_call']} µs",
+                  row["shape"][:160]) for row in report["db_shapes"][:10]]
     return rows
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
-from nx_27017 import nx_27017
+from nx_27017 import handler, nx_27017
+
+from services.kit import mongo_shapes
 
 
 def main() -> None:
@@ -28,6 +31,9 @@ def main() -> None:
         os.makedirs(data_dir, exist_ok=True)
         sys.argv += ["--pid-file", f"{data_dir}/nx-27017.pid",
                      "--log-file", f"{data_dir}/nx-27017.log"]
+    shapes_file = os.environ.get(mongo_shapes.ENV)
+    if shapes_file:  # `bench.run --db-shapes`: CPU per query shape (kit/mongo_shapes.py)
+        mongo_shapes.install(handler.NeoSQLiteHandler, Path(shapes_file))
     sys.exit(nx_27017.main())
 
 
