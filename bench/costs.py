@@ -28,8 +28,7 @@ from typing import Any
 
 import pymongo
 
-from services.kit import metrics, mongo_shapes
-from services.kit.outbox import PENDING_FIELD
+from services.kit import metrics, mongo_shapes, outbox
 
 TICK = os.sysconf("SC_CLK_TCK")
 FLAMES = ("booking", "venues", "gateway")
@@ -139,9 +138,7 @@ class Costs:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                if not any(client[db][coll].find_one({PENDING_FIELD: {"$gt": 0}}, {"_id": 1})
-                           for db in client.list_database_names() if db.startswith(prefix)
-                           for coll in client[db].list_collection_names()):
+                if not outbox.unrelayed(client, prefix):
                     return True
                 time.sleep(0.5)
             return False

@@ -21,9 +21,9 @@ import requests
 
 from services.gateway.routes import all_routes
 from services.gateway.routing import Route
+from services.kit import outbox
 from services.kit.boundary import load
 from services.kit.config import Settings
-from services.kit.outbox import PENDING_FIELD
 from tests import corpus
 from tests.corpus import Request, World
 from tests.support import Client, wait_for
@@ -74,13 +74,7 @@ class Counts:
     def relaying(self) -> bool:
         """An outbox entry not yet relayed: its event's consumers are still to write (the
         relay may wait up to a second on a quiet collection)."""
-        for name in self.client.list_database_names():
-            if name.startswith(self.prefix):
-                db = self.client[name]
-                if any(db[c].find_one({PENDING_FIELD: {"$gt": 0}}, {"_id": 1})
-                       for c in db.list_collection_names()):
-                    return True
-        return False
+        return outbox.unrelayed(self.client, self.prefix)
 
     def close(self) -> None:
         self.client.close()

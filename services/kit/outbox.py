@@ -79,3 +79,15 @@ def mark_sent_update(keys: list[str], per_document: int | None = None) -> dict[s
         return {}
     return {"$unset": {f"{OUTBOX_FIELD}.{key}": "" for key in keys},
             "$inc": {PENDING_FIELD: -(per_document or len(keys))}}
+
+
+def unrelayed(client: Any, prefix: str) -> bool:
+    """Whether any collection of the databases named `prefix…` holds an entry the relay has
+    not published yet (benches and tests wait on it before they measure or compare)."""
+    for name in client.list_database_names():
+        if name.startswith(prefix):
+            db = client[name]
+            if any(db[coll].find_one({PENDING_FIELD: {"$gt": 0}}, {"_id": 1})
+                   for coll in db.list_collection_names()):
+                return True
+    return False
