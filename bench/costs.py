@@ -77,6 +77,33 @@ def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
     return dict(totals)
 
 
+def machine_ticks() -> dict[str, int]:
+    """The whole machine's CPU ticks since boot (/proc/stat): busy (user, nice, system,
+    interrupts), steal (taken by the hypervisor for other guests) and all of them."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return {}
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return {"busy": user + nice + system + irq + softirq, "steal": steal,
+            "all": user + nice + system + idle + iowait + irq + softirq + steal}
+
+
+def others_on_the_machine(before: dict[str, int], after: dict[str, int], ours_s: float,
+                          wall_s: float, cores: int) -> dict[str, float] | None:
+    """What else ran while the bench measured: CPU seconds spent outside the stack, the
+    harness and the load generator, as a share of the cores, and the steal. A run in which
+    either is more than a few per cent measured a shared machine: compare it with nothing."""
+    if not before or not after or wall_s <= 0:
+        return None
+    busy_s = (after["busy"] - before["busy"]) / TICK
+    others_s = max(0.0, busy_s - ours_s)
+    ticks = max(1, after["all"] - before["all"])
+    return {"others_cpu_s": round(others_s, 1),
+            "others_share_pct": round(100 * others_s / (wall_s * cores), 1),
+            "steal_pct": round(100 * (after["steal"] - before["steal"]) / ticks, 1)}
+
+
 def process_name(stack_name: str) -> str:
     return {"mongo": "nx-27017", "bench.echo:EchoService": "echo"}.get(stack_name, stack_name)
 
@@ -128,7 +155,7 @@ class Costs:
             if records and all(r["at"] >= asked for r in records):
                 break
         return {"at": time.monotonic(), "cpu": cpu_by_group(self.groups()),
-                "counts": counts_by_app(self.var)}
+                "counts": counts_by_app(self.var), "machine": machine_ticks()}
 
     def drained(self, timeout: float = 90.0) -> bool:
         """Wait until no outbox holds unpublished events (setup's fan-out has settled), so
@@ -268,6 +295,9 @@ class Costs:
                 "delivered_by_kind": {k: _per(n, claims) for k, n in sorted(
                     delivered.items(), key=lambda kv: -kv[1])}},
             "background_per_s": {**self.background(), "setup_drained": self.settled},
+            "machine_in_window": others_on_the_machine(
+                self.before["machine"], after["machine"], sum(cpu.values()) / 1000, wall,
+                os.cpu_count() or 1),
             "flame_graphs": flames,
             "profiler_cpu_s": round(getattr(self, "spy_cpu_s", 0.0), 2),
             **({"db_shapes": mongo_shapes.costliest(self.shapes_before,
@@ -314,6 +344,11 @@ def table(report: dict[str, Any]) -> list[tuple[str, Any]]:
               f"{amqp['published']} / {amqp['delivered']}"),
              ("  published", _top(amqp["published_by_kind"], 8)),
              ("flame graphs", ", ".join(report.get("flame_graphs", {}).values()) or "none")]
+    machine = report.get("machine_in_window")
+    if machine:
+        rows.append(("machine in the window: others' CPU s (share of the cores) / steal",
+                     f"{machine['others_cpu_s']} ({machine['others_share_pct']} %) / "
+                     f"{machine['steal_pct']} %"))
     if report.get("db_shapes") is not None:
         rows.append(("database CPU by query shape (ms in all, calls, µs each)",
                      "" if report["db_shapes"] else "none recorded"))

@@ -22,7 +22,8 @@ sink), then:
 8. costs (bench/costs.py): database commands by service and kind, CPU ms by process and
    AMQP messages, per claim, over the burst and its fan-out; py-spy flame graphs of
    booking, venues and the gateway during the burst (var/bench/flame-*.svg); with
-   `--db-shapes`, the database server's own CPU per query shape over the same window.
+   `--db-shapes`, the database server's own CPU per query shape over the same window; and
+   what else used the machine's CPU meanwhile (others' share of the cores, steal).
 Prints a table and writes var/bench/latest.json. Figures are whole-run medians/percentiles
 of one run: compare runs on the same machine, mind the noise.
 """
