@@ -9,7 +9,7 @@ import io
 import pytest
 
 from services.funding import accounts as chart
-from services.funding.reconciliation import parse_statement
+from services.funding.statements import parse_statement
 from services.kit.errors import Conflict, Forbidden, ValidationFailed
 
 from .conftest import DISTRICT, TERM, card, fund, visit
