@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT))
 
 from deploy.stack import free_port  # noqa: E402
 from deploy.stack import private_mongo as stack_mongo  # noqa: E402
-from services.monitoring import exports, figures  # noqa: E402
-from services.monitoring.figures import Filter, Scope  # noqa: E402
+from services.monitoring import exports, figures, term_facts  # noqa: E402
 from services.monitoring.repository import MonitoringRepository  # noqa: E402
 from services.monitoring.simulation import district  # noqa: E402
+from services.monitoring.term_facts import Filter, Scope  # noqa: E402
 
 OUT = ROOT / "var" / "bench"
 DISTRICT = "dst_bench"
@@ -101,7 +101,7 @@ def reads(repo: MonitoringRepository, cold: int, warm: int) -> dict[str, Any]:
     computed = []
     for _ in range(cold):
         t = time.perf_counter()
-        figures.report(figures.load(repo.db, DISTRICT, TERM, Scope(), Filter()))
+        figures.report(term_facts.load(repo.db, DISTRICT, TERM, Scope(), Filter()))
         computed.append((time.perf_counter() - t) * 1000)
     repo.term_report(DISTRICT, TERM, Scope())  # fills the cache
     served = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from services.kit.actor import Actor
 from services.kit.errors import Forbidden, NotFound
-from services.monitoring.figures import Scope
+from services.monitoring.term_facts import Scope
 
 DISTRICT_ROLES = ("district", "finance")
 

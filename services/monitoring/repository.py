@@ -32,10 +32,10 @@ from services.kit import clock
 from services.kit.config import Settings
 from services.kit.errors import NotFound
 from services.kit.mongo import Repository
-from services.monitoring import figures, history
+from services.monitoring import figures, history, term_facts
 from services.monitoring.archive import Archive
 from services.monitoring.facts import Facts
-from services.monitoring.figures import Filter, Scope
+from services.monitoring.term_facts import Filter, Scope
 
 log = logging.getLogger("kepu.monitoring")
 
@@ -163,7 +163,7 @@ class MonitoringRepository(Repository):
     def _compute(self, key: str, district_id: str, term: str, scope: Scope,
                  flt: Filter) -> dict[str, Any]:
         started = time.time()
-        facts = figures.load(self.db, district_id, term, scope, flt)
+        facts = term_facts.load(self.db, district_id, term, scope, flt)
         if scope.schools is not None and not facts.schools:
             raise NotFound(f"no figures of yours in district {district_id}",
                            code="district-not-found")

@@ -28,8 +28,8 @@ from services.kit.health import Health
 from services.kit.mongo import Store
 from services.monitoring import exports
 from services.monitoring.access import scope_for
-from services.monitoring.figures import Filter
 from services.monitoring.repository import MonitoringRepository, refresh_seconds
+from services.monitoring.term_facts import Filter
 
 ROWS = ("schools", "venues", "trend")
 REPORT = ("summary", "categories", "grades", "satisfaction", "priority", "admissions")

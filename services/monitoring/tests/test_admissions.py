@@ -10,8 +10,8 @@ from typing import Any
 import services.contracts  # noqa: F401 - registers the event types
 from services.kit.envelope import new_envelope
 from services.kit.registry import validate_envelope
-from services.monitoring.figures import Filter, Scope
 from services.monitoring.simulation import School, Session, World, _session_data
+from services.monitoring.term_facts import Filter, Scope
 
 D = "dst_east"
 T = "2026-autumn"

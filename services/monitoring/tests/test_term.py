@@ -10,7 +10,6 @@ import pytest
 from services.kit.actor import Actor
 from services.kit.errors import Forbidden, NotFound
 from services.monitoring.access import scope_for
-from services.monitoring.figures import Filter, Scope
 from services.monitoring.simulation import (
     Answer,
     Claim,
@@ -19,6 +18,7 @@ from services.monitoring.simulation import (
     Visit,
     World,
 )
+from services.monitoring.term_facts import Filter, Scope
 
 D = "dst_east"
 T = "2026-autumn"
