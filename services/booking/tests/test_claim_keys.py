@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -141,6 +143,37 @@ def test_the_directory_reads_every_school_once_and_bounds_staleness(repo):
     with pytest.raises(NotFound):
         directory.school(collection, "sch_nowhere")
     assert reads == ["find", "find_one", "find", "find"]
+
+
+def test_workers_missing_together_wait_for_one_reload(repo):
+    """A burst's first claims arrive at once: one reads every school, the rest wait for it."""
+    schools = [make_school(repo, name=f"学校{i}") for i in range(8)]
+    directory = SchoolDirectory(Clock())
+    reads: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Spy):
+        def find(self, *args, **kwargs):
+            started.set()
+            assert release.wait(10), "the test never released the reload"
+            return super().find(*args, **kwargs)
+
+    collection = Slow(repo.db.schools, reads)
+    arrived = threading.Semaphore(0)
+
+    def look_up(school_id: str) -> dict:
+        arrived.release()
+        return directory.school(collection, school_id)
+
+    with ThreadPoolExecutor(len(schools)) as pool:
+        first = pool.submit(directory.school, collection, schools[0]["school_id"])
+        assert started.wait(10)
+        rest = [pool.submit(look_up, s["school_id"]) for s in schools[1:]]
+        assert all(arrived.acquire(timeout=10) for _ in rest)  # all miss while it reads
+        release.set()
+        names = [first.result(10)["name"]] + [f.result(10)["name"] for f in rest]
+    assert names == [s["name"] for s in schools]
+    assert reads == ["find"]
 
 
 class Spy:
