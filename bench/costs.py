@@ -28,6 +28,7 @@ from typing import Any
 
 import pymongo
 
+from bench import yardstick
 from services.kit import metrics, mongo_shapes, outbox
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -201,8 +202,11 @@ class Costs:
         stack's own background: pollers, sweeps), then start the window and the profilers."""
         self.settled = self.drained() and self.quiet()
         self.idle = self.snapshot()
+        idle_yardstick = yardstick.Sampler().start()
         time.sleep(IDLE_S)
+        self.yardstick_idle = idle_yardstick.stop()
         self.before = self.snapshot()
+        self.yardstick = yardstick.Sampler().start()
         if self.shapes_file:
             self.shapes_before = mongo_shapes.read(self.shapes_file)
         if self.flames:
@@ -251,6 +255,7 @@ class Costs:
                 "cpu_ms": dict(sorted(cpu.items(), key=lambda kv: -kv[1]))}
 
     def end(self, claims: int, load_cpu_s: float, confirmed: int = 0) -> dict[str, Any]:
+        in_window = self.yardstick.stop()
         after = self.snapshot()
         wall = after["at"] - self.before["at"]
         cpu = {name: (s - self.before["cpu"].get(name, 0.0)) * 1000
@@ -298,6 +303,9 @@ class Costs:
             "machine_in_window": others_on_the_machine(
                 self.before["machine"], after["machine"], sum(cpu.values()) / 1000, wall,
                 os.cpu_count() or 1),
+            "yardstick_ms": {"idle": yardstick.median_of(self.yardstick_idle),
+                             "window": yardstick.median_of(in_window),
+                             "window_samples": len(in_window)},
             "flame_graphs": flames,
             "profiler_cpu_s": round(getattr(self, "spy_cpu_s", 0.0), 2),
             **({"db_shapes": mongo_shapes.costliest(self.shapes_before,
@@ -349,6 +357,11 @@ def table(report: dict[str, Any]) -> list[tuple[str, Any]]:
         rows.append(("machine in the window: others' CPU s (share of the cores) / steal",
                      f"{machine['others_cpu_s']} ({machine['others_share_pct']} %) / "
                      f"{machine['steal_pct']} %"))
+    stick = report.get("yardstick_ms")
+    if stick and stick["idle"] and stick["window"]:
+        rows.append(("yardstick: fixed work, CPU ms at idle / in the window (bench/yardstick.py)",
+                     f"{stick['idle']} / {stick['window']} "
+                     f"(× {stick['window'] / stick['idle']:.2f})"))
     if report.get("db_shapes") is not None:
         rows.append(("database CPU by query shape (ms in all, calls, µs each)",
                      "" if report["db_shapes"] else "none recorded"))
