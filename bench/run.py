@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,14 @@ class Bench:
         if stack is not None:
             stack.close()
         broker_admin.delete_vhost(self.vhost)
+
+    def tidy(self, finished: bool) -> None:
+        """Remove the stack's logs and database files (~35 MB a run), unless asked to keep
+        them or the run failed: then say where they are."""
+        if finished and not self.args.keep_files:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print(f"the stack's logs and data are kept in {self.tmp}", file=sys.stderr)
 
     def token(self, role: str, org: str | None = None) -> str:
         return auth.mint(self.secret, role, org, f"bench-{role}-{org or 'x'}")
@@ -255,6 +264,7 @@ class Bench:
                 "notifications_per_s": len(mails) / span if span else float("nan")}
 
     def run(self) -> dict[str, Any]:
+        finished = False
         with Sinks.running() as sinks:
             try:
                 self.start(sinks)
@@ -287,8 +297,10 @@ class Bench:
                         self.stack.url, self.stack.env["AMQP_URL"], self.secret,
                         data["venue"]["venue_id"], data["schools"][0]["school_id"],
                         data["sessions"][0]["session_id"])
+                finished = True
             finally:
                 self.stop()
+                self.tidy(finished)
         volume = {} if self.args.burst_only else monitoring_bench.volume(
             self.args.monitoring_scale)
         report = {
@@ -357,6 +369,9 @@ def main() -> int:
                         help="only the echo baseline and the claim burst with its costs: no "
                              "sign-in, family, console or monitoring-volume figures (for "
                              "alternated before/after runs)")
+    parser.add_argument("--keep-files", action="store_true",
+                        help="keep the stack's logs and database files (under the system's "
+                             "temporary directory, kepu-bench-*; kept anyway if the run fails)")
     args = parser.parse_args()
     report = Bench(args).run()
     OUT.mkdir(parents=True, exist_ok=True)
