@@ -233,8 +233,9 @@ class Bench:
         return {"oversold": oversold, "lost": lost, "sessions_inconsistent": mismatched_seats,
                 "statuses": statuses}
 
-    def notify_latency(self, data: dict[str, Any], outcome: dict[str, Any],
-                       sinks: Sinks) -> dict[str, Any]:
+    def confirmations(self, data: dict[str, Any], outcome: dict[str, Any]
+                      ) -> dict[tuple[int, str], float]:
+        """When each (school, trip) claim was confirmed, from the answers."""
         confirmed_at: dict[tuple[int, str], float] = {}
         titles = {s["session_id"]: s["title"] for s in data["sessions"]}
         for req, result in zip(outcome["requests"], outcome["results"], strict=True):
@@ -243,23 +244,33 @@ class Bench:
                 at = next(h["at"] for h in body["history"] if h["status"] == "confirmed")
                 confirmed_at[(req["school"], titles[req["session"]])] = \
                     clock.parse(at).timestamp()
-        expected = len(confirmed_at) * self.args.guardians
+        return confirmed_at
+
+    def wait_for_mails(self, expected: int, sinks: Sinks) -> list[Any]:
+        """Every guardian's e-mail, as the sink took it (or what came before the timeout)."""
         deadline = time.monotonic() + self.args.notify_timeout
         while time.monotonic() < deadline and len(sinks.smtp.mails) < expected:
             time.sleep(0.2)
-        latencies = []
         with sinks.smtp.lock:
-            mails = list(sinks.smtp.mails)
+            return list(sinks.smtp.mails)
+
+    def notify_latency(self, data: dict[str, Any], confirmed_at: dict[tuple[int, str], float],
+                       mails: list[Any]) -> dict[str, Any]:
+        """Confirm → arrival per e-mail, matched by recipient and trip title (after the
+        costs window: reading the mails parses them, which no claim costs)."""
+        titles = [s["title"] for s in data["sessions"]]
+        latencies = []
         for mail in mails:
             rcpt = mail.rcpt_tos[0]
             school = int(rcpt.split(".s", 1)[1].split("@", 1)[0])
             text = mail.text
-            for title in titles.values():
+            for title in titles:
                 if title in text and (school, title) in confirmed_at:
                     latencies.append((mail.at - confirmed_at[(school, title)]) * 1000)
                     break
         span = (max(m.at for m in mails) - min(m.at for m in mails)) if len(mails) > 1 else 0
-        return {"expected": expected, "received": len(mails), "matched": len(latencies),
+        return {"expected": len(confirmed_at) * self.args.guardians, "received": len(mails),
+                "matched": len(latencies),
                 "notify_p50_ms": pct(latencies, 50), "notify_p99_ms": pct(latencies, 99),
                 "notifications_per_s": len(mails) / span if span else float("nan")}
 
@@ -279,11 +290,13 @@ class Bench:
                 ok = [r for r in outcome["results"] if r["status"] == 201]
                 lat = [r["ms"] for r in outcome["results"]]
                 claims_per_s = len(outcome["results"]) / outcome["wall_s"]
-                notify = self.notify_latency(data, outcome, sinks)
+                confirmed_at = self.confirmations(data, outcome)
+                mails = self.wait_for_mails(len(confirmed_at) * self.args.guardians, sinks)
                 answered = [r["body"].get("status") for r in outcome["results"]
                             if isinstance(r["body"], dict)]
                 cost = costs.end(len(outcome["results"]), outcome["cpu_s"],
                                  confirmed=answered.count("confirmed"))
+                notify = self.notify_latency(data, confirmed_at, mails)
                 # after the costs window: the harness's reads of every claim are no claim's
                 # cost (inside it they added ~0.4 ms of the database's CPU per claim)
                 checks = self.check(data, outcome)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,8 +33,14 @@ from deploy.stack import free_port
 class Mail:
     mail_from: str
     rcpt_tos: list[str]
-    message: email.message.EmailMessage
+    raw: bytes
     at: float = field(default_factory=time.time)  # when the sink accepted it
+
+    @cached_property
+    def message(self) -> email.message.EmailMessage:
+        """Parsed when first read. Parsed on arrival (~0.4 ms), every sender waited for it
+        before its 250, and the bench's burst shared its cores with it."""
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
     @property
     def subject(self) -> str:
@@ -49,10 +56,9 @@ class _SmtpHandler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                           policy=email.policy.default)
+        raw = envelope.original_content or envelope.content
         with self.sink.lock:
-            self.sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), raw))
         return "250 Message accepted for delivery"
 
 
