@@ -110,10 +110,11 @@ class Bench:
             stack.close()
         broker_admin.delete_vhost(self.vhost)
 
-    def tidy(self, finished: bool) -> None:
+    def tidy(self, clean: bool) -> None:
         """Remove the stack's logs and database files (~35 MB a run), unless asked to keep
-        them or the run failed: then say where they are."""
-        if finished and not self.args.keep_files:
+        them or the run failed or found a seat oversold or a claim lost: then say where
+        they are."""
+        if clean and not self.args.keep_files:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             print(f"the stack's logs and data are kept in {self.tmp}", file=sys.stderr)
@@ -275,7 +276,7 @@ class Bench:
                 "notifications_per_s": len(mails) / span if span else float("nan")}
 
     def run(self) -> dict[str, Any]:
-        finished = False
+        clean = False
         with Sinks.running() as sinks:
             try:
                 self.start(sinks)
@@ -310,10 +311,11 @@ class Bench:
                         self.stack.url, self.stack.env["AMQP_URL"], self.secret,
                         data["venue"]["venue_id"], data["schools"][0]["school_id"],
                         data["sessions"][0]["session_id"])
-                finished = True
+                clean = not (checks["oversold"] or checks["lost"]
+                             or checks["sessions_inconsistent"])
             finally:
                 self.stop()
-                self.tidy(finished)
+                self.tidy(clean)
         volume = {} if self.args.burst_only else monitoring_bench.volume(
             self.args.monitoring_scale)
         report = {
@@ -384,7 +386,8 @@ def main() -> int:
                              "alternated before/after runs)")
     parser.add_argument("--keep-files", action="store_true",
                         help="keep the stack's logs and database files (under the system's "
-                             "temporary directory, kepu-bench-*; kept anyway if the run fails)")
+                             "temporary directory, kepu-bench-*; kept anyway when the run "
+                             "fails or finds a seat oversold or a claim lost)")
     args = parser.parse_args()
     report = Bench(args).run()
     OUT.mkdir(parents=True, exist_ok=True)
