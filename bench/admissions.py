@@ -80,15 +80,15 @@ def measure(url: str, mongo_url: str, amqp_url: str, secret: str, concurrency: i
                      "headers": {"Idempotency-Key": uuid.uuid4().hex},
                      "body": {"verification": verification, "adults": adults,
                               "children": rng.randint(0, 2)}})
-    tmp = Path(tempfile.mkdtemp(prefix="kepu-bench-family-"))
-    req_file, res_file = tmp / "requests.json", tmp / "results.json"
-    req_file.write_text(json.dumps(work))
-    load = subprocess.run([sys.executable, "-m", "bench.load", str(req_file), str(res_file),
-                           "--url", url, "--concurrency", str(concurrency)],
-                          cwd=ROOT, capture_output=True, text=True)
-    if load.returncode != 0:
-        raise RuntimeError(load.stderr)
-    outcome = json.loads(res_file.read_text())
+    with tempfile.TemporaryDirectory(prefix="kepu-bench-family-") as tmp:
+        req_file, res_file = Path(tmp) / "requests.json", Path(tmp) / "results.json"
+        req_file.write_text(json.dumps(work))
+        load = subprocess.run([sys.executable, "-m", "bench.load", str(req_file),
+                               str(res_file), "--url", url, "--concurrency", str(concurrency)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if load.returncode != 0:
+            raise RuntimeError(load.stderr)
+        outcome = json.loads(res_file.read_text())
     return {**figures(outcome), **check(mongo_url, amqp_url, session, outcome),
             "family_seats": seats, "family_households": households}
 

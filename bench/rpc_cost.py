@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def measure(amqp_url: str, calls: int, concurrency: int, profile: Path | None,
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    shutil.rmtree(logs, ignore_errors=True)  # kept only when the run failed
     per_call = {n: (after[n] - before[n]) / calls for n in procs}
     return {"rpc": "nameko" if nameko else "kit", "calls": calls, "concurrency": concurrency,
             "calls_per_s": round(calls / elapsed, 1),
