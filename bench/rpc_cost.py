@@ -2,7 +2,7 @@
 
 One claim crosses service boundaries the way `caller.relay` does here: a call arrives at a
 service (consume, signature check, worker, reply) and that worker calls another service
-through `ServiceClient` (publish with confirms, wait for the reply). The benchmark starts
+through `ServiceClient` (publish, wait for the reply). The benchmark starts
 `bench.echo:EchoService` and `CallerService` with Kepu's runner on a private vhost, drives
 `caller.relay(claim)` from N threads through the gateway's pooled client, and reads both
 service processes' CPU (utime + stime from /proc) around the timed calls.

@@ -18,6 +18,7 @@ from typing import Any
 
 import pika
 import pytest
+from nameko import rpc as nameko_rpc
 from nameko.exceptions import IncorrectSignature, MethodNotFound, RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc as NamekoRpc
@@ -60,10 +61,15 @@ class Teller(Health):
 class Asker:
     name = "asker"
     teller = ServiceClient("teller")
+    nobody = ServiceClient("nobody")
 
     @kit_rpc.rpc
     def ask(self, payload: Any) -> Any:
         return {"echo": self.teller.echo(payload), "headers": self.teller.headers()}
+
+    @kit_rpc.rpc
+    def ask_nobody(self) -> Any:
+        return self.nobody.anything()
 
 
 def _container(cls: type) -> Container:
@@ -83,12 +89,13 @@ def test_every_rpc_of_a_service_becomes_the_kits_with_its_options():
 
 def test_a_services_dependencies_keep_their_shared_reply_listener():
     container = _container(Asker)
-    (client,) = container.dependencies
-    listener = client.rpc_reply_listener
+    listeners = {client.rpc_reply_listener for client in container.dependencies}
+    assert len(container.dependencies) == 2 and len(listeners) == 1  # one per service
+    (listener,) = listeners
     assert listener in container.subextensions
     assert container.shared_extensions[listener.sharing_key] is listener
-    (entrypoint,) = container.entrypoints
-    assert entrypoint.rpc_consumer.queue_consumer is listener.queue_consumer
+    entrypoints = container.entrypoints
+    assert {e.rpc_consumer.queue_consumer for e in entrypoints} == {listener.queue_consumer}
 
 
 def test_the_signature_answer_is_remembered_per_argument_shape_not_per_value():
@@ -138,6 +145,53 @@ def test_an_unserialisable_result_is_answered_with_nameko_error():
     reply = json.loads(body)
     assert result is None and exc_info is not None
     assert reply["result"] is None and reply["error"]["exc_type"] == "UnserializableValueError"
+
+
+class _Listener:
+    routing_key = "reply-1"
+
+    def __init__(self) -> None:
+        self._reply_events: dict[str, Any] = {}
+
+    def get_reply_event(self, correlation_id: str) -> Any:
+        self._reply_events[correlation_id] = object()
+        return self._reply_events[correlation_id]
+
+
+class _Unroutable(_Recorder):
+    def publish(self, body: Any, **kwargs: Any) -> None:
+        super().publish(body, **kwargs)
+        from nameko.amqp.publish import UndeliverableMessage
+
+        raise UndeliverableMessage()
+
+
+class _WorkerContext:
+    context_data: dict[str, Any] = {}
+
+
+def _request(target: kit_rpc.Target, publisher: Any, listener: _Listener) -> None:
+    proxy = kit_rpc.ServiceProxy(_WorkerContext(), target, listener, publisher)
+    proxy.hold.call_async(claim_id="c-1")
+
+
+def test_requests_are_confirmed_until_the_broker_routed_one_to_the_service():
+    target, publisher, listener = kit_rpc.Target("venues", "x"), _Recorder(), _Listener()
+    for _ in range(3):
+        _request(target, publisher, listener)
+    modes = [(kwargs["mandatory"], kwargs["use_confirms"]) for _, kwargs in publisher.sent]
+    assert modes == [(True, True), (False, False), (False, False)]
+    assert [kwargs["routing_key"] for _, kwargs in publisher.sent] == ["venues.hold"] * 3
+    assert target.routed
+
+
+def test_a_service_with_no_queue_is_unknown_on_every_call():
+    target, publisher, listener = kit_rpc.Target("nobody", "x"), _Unroutable(), _Listener()
+    for _ in range(2):
+        with pytest.raises(nameko_rpc.UnknownService):
+            _request(target, publisher, listener)
+    assert [kwargs["mandatory"] for _, kwargs in publisher.sent] == [True, True]
+    assert not target.routed and listener._reply_events == {}
 
 
 # -- against the broker ------------------------------------------------------------------------
@@ -275,3 +329,7 @@ def test_bad_calls_get_nameko_answers(services: RpcClient):
         services.call("teller", "unserialisable")
     assert unserialisable.value.exc_type == "UnserializableValueError"
     assert services.call("teller", "echo", "again", twice=True) == ["again", "again"]
+    for _ in range(2):  # a service that never ran stays unknown, the first call or later
+        with pytest.raises(RemoteError) as unknown:
+            services.call("asker", "ask_nobody")
+        assert unknown.value.exc_type == "UnknownService"
