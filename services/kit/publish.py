@@ -8,9 +8,11 @@ long-lived connections, one per concurrent publish, and is otherwise nameko's: c
 `mandatory`, the retry policy, persistent delivery and headers are unchanged.
 
 After a broker drop a kept producer reconnects the way kombu always does (`ensure` in
-`Producer.publish` revives it on a new channel). A producer whose publish raised is closed,
-not reused: its channel may still owe a confirm, which the next publish would mistake for
-its own.
+`Producer.publish` revives it on a new channel). A producer whose publishes are not
+confirmed never reads its connection after one, so a close the broker sent meanwhile waits
+unread until its next publish, which finds it: py-amqp reads what is waiting before each
+publish. A producer whose publish raised is closed, not reused: its channel may still owe
+a confirm, which the next publish would mistake for its own.
 """
 
 from __future__ import annotations
