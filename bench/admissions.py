@@ -30,19 +30,13 @@ from typing import Any
 import pymongo
 import requests
 
+from bench.percentiles import pct
 from services.admissions.passes import seal
 from services.kit import auth
 from services.kit.rpc_client import RpcClient
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE_LIMITS = "family=100000:100000"  # one load generator is one address: lift its group
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def iso(delta: timedelta) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from bench.percentiles import pct
 from services.kit import auth
 from services.kit.actor import Actor, actor_key, sign
 from services.kit.rpc_client import RpcClient
@@ -30,11 +31,6 @@ ROUNDS = 30
 PASSWORD = "bench-console-2026!"
 TIMING = re.compile(r"app;dur=([0-9.]+)")
 API = re.compile(r"api;dur=([0-9.]+)")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def provision(amqp_url: str, secret: str, role: str, org: str | None) -> str:

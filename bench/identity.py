@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from bench.percentiles import pct
 from services.gateway.principals import Cutoffs, Verifier
 from services.identity import passwords
 from services.kit import auth
@@ -32,11 +33,6 @@ from services.kit.actor import Actor, actor_key, sign
 from services.kit.rpc_client import RpcClient
 
 CONCURRENCY = 8
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def argon2_figures(rounds: int = 15) -> dict[str, Any]:

@@ -47,6 +47,7 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.percentiles import pct  # noqa: E402
 from deploy.stack import free_port  # noqa: E402
 from deploy.stack import private_mongo as stack_mongo  # noqa: E402
 from services.monitoring import exports, figures, term_facts  # noqa: E402
@@ -57,11 +58,6 @@ from services.monitoring.term_facts import Filter, Scope  # noqa: E402
 OUT = ROOT / "var" / "bench"
 DISTRICT = "dst_bench"
 TERM = "2026-autumn"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 @contextmanager
@@ -189,7 +185,6 @@ def main() -> int:
         width = max(len(k) for k in out)
         print("\n".join(f"{k:<{width}}  {v}" for k, v in out.items()))
     return 0
-
 
 
 # -- through the broker: the monitoring service, fed at a paced rate -----------------------

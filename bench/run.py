@@ -54,6 +54,7 @@ from bench import console as console_bench
 from bench import costs as costs_bench
 from bench import identity as identity_bench
 from bench import monitoring as monitoring_bench
+from bench.percentiles import pct
 from deploy import broker as broker_admin
 from deploy.stack import ROOT, Stack, free_port, stack_env
 from services.kit import auth, clock, mongo_shapes
@@ -61,13 +62,6 @@ from services.kit.rpc_client import RpcClient
 from tests.sinks import Sinks
 
 OUT = ROOT / "var" / "bench"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def iso(delta: timedelta) -> str:

@@ -34,6 +34,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.percentiles import pct  # noqa: E402
 from deploy import broker as broker_admin  # noqa: E402
 from deploy.stack import Stack, free_port, stack_env  # noqa: E402
 from services.kit import auth  # noqa: E402
@@ -83,11 +84,6 @@ def running_stack(path: Path) -> Iterator[dict[str, str]]:
 
     env.setdefault("KEPU_JWT_SECRET", Settings.from_env({**os.environ, **env}).jwt_secret)
     yield env
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def seed(rpc: RpcClient, sessions: int, venues: int, rng: random.Random) -> dict[str, Any]:
@@ -171,8 +167,8 @@ def bench_holds(rpc: RpcClient, venue_id: str, holds: int, concurrency: int,
     return {"sessions": sessions, "holds": holds, "concurrency": concurrency,
             "accepted": sum(1 for n in oks if n), "seconds": round(elapsed, 3),
             "holds_per_s": round(holds / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-            "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+            "p50_ms": round(pct(latencies, 50) * 1000, 1),
+            "p95_ms": round(pct(latencies, 95) * 1000, 1),
             "consistent": held == sum(oks) + warm}
 
 
@@ -217,7 +213,7 @@ def bench_catalogue(url: str, token: str, queries: int,
             body = page(params)
             timings.append(time.perf_counter() - began)
         results[name] = {"p50_ms": round(statistics.median(timings) * 1000, 1),
-                         "p95_ms": round(percentile(timings, 95) * 1000, 1),
+                         "p95_ms": round(pct(timings, 95) * 1000, 1),
                          "items": len(body["items"])}
     return results
 
