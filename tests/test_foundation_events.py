@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 
+import pika
 import pymongo
 import pytest
 
 from deploy.stack import ROOT
+from services.kit import doorbell
 from tests.support import wait_for
 
 pytestmark = pytest.mark.stack
@@ -86,3 +88,37 @@ def _parked_for(settings_env, school_id):
         if (item.get("data") or {}).get("school_id") == school_id:
             return item
     return None
+
+
+def test_a_service_rings_the_relays_after_writing_an_event(stack, api, settings_env):
+    """The doorbell end to end (kit.doorbell): venues rings after the worker that staged
+    `venue_registered` wrote it, naming its database, and the relay listens for rings."""
+    connection = pika.BlockingConnection(pika.URLParameters(settings_env["AMQP_URL"]))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(doorbell.EXCHANGE, exchange_type="fanout", durable=True)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, doorbell.EXCHANGE)
+        heard = []
+
+        def rang():
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                heard.append(body.decode())
+            return "kepu_venues" in heard
+
+        api.register_venue(name="Doorbell museum")
+        wait_for(rang, message="venues' ring")
+        vhost = settings_env["AMQP_URL"].rsplit("/", 1)[1]
+
+        def relay_listening():
+            rows = subprocess.run(
+                ["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "source_name",
+                 "destination_name"], capture_output=True, text=True, timeout=60).stdout
+            bound = [line.split("\t")[1] for line in rows.splitlines()
+                     if line.startswith(f"{doorbell.EXCHANGE}\t")]
+            return [name for name in bound if name != queue]
+
+        wait_for(relay_listening, timeout=30, interval=0.5, message="the relay's own queue")
+    finally:
+        connection.close()

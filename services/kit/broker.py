@@ -4,6 +4,8 @@
 - `<handler queue>.retry`: where a failed event waits out its backoff (per-message TTL),
   then dead-letters straight back to its handler queue.
 - `kepu.dead-letters`: events parked after the last attempt, with the error in headers.
+- `kepu.outbox`: the relays' doorbell (`kit.doorbell`), a fanout exchange of transient
+  rings that tell relays an outbox was written to; never events.
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class Settings:
     rpc_timeout_s: float = 30.0
     max_workers: int | None = None  # unset: each service's own number, else 10
     relay_workers: int = 4
-    relay_idle_poll_s: float = 1.0  # the longest wait between polls of a quiet outbox
+    relay_idle_poll_s: float | None = None  # the longest wait between polls of a quiet
+    # outbox; unset: the relay's own (1 s)
     log_level: str = "INFO"
     quorum_queues: bool = False
     write_concern_majority: bool = False
@@ -86,7 +87,8 @@ class Settings:
             rpc_timeout_s=float(env.get("KEPU_RPC_TIMEOUT_S", "30")),
             max_workers=int(env["KEPU_MAX_WORKERS"]) if env.get("KEPU_MAX_WORKERS") else None,
             relay_workers=int(env.get("KEPU_RELAY_WORKERS", "4")),
-            relay_idle_poll_s=float(env.get("KEPU_RELAY_IDLE_POLL_S", "1.0")),
+            relay_idle_poll_s=(float(env["KEPU_RELAY_IDLE_POLL_S"])
+                               if env.get("KEPU_RELAY_IDLE_POLL_S") else None),
             log_level=env.get("KEPU_LOG_LEVEL", "INFO"),
             quorum_queues=env.get("KEPU_QUORUM_QUEUES", "0") == "1",
             write_concern_majority=env.get("KEPU_WRITE_CONCERN", "") == "majority",

@@ -54,11 +54,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
 from pymongo import MongoClient, WriteConcern
 from pymongo.database import Database
 
-from services.kit import metrics
+from services.kit import doorbell, metrics
 from services.kit.config import Settings
 
 OUTBOX_INDEX = "outbox_pending"
@@ -137,19 +138,28 @@ class MongoConnection(SharedExtension):
 
 
 class Store(DependencyProvider):
-    """Injects the service's repository (not the database) into each worker."""
+    """Injects the service's repository (not the database) into each worker, and rings
+    the relays after a worker that staged outbox events (`kit.doorbell`)."""
 
     mongo = MongoConnection()
 
     def __init__(self, repository_cls: type[Repository]) -> None:
         self.repository_cls = repository_cls
         self.repository: Repository | None = None
+        self.bell: doorbell.Bell | None = None
 
     def setup(self) -> None:
         settings = self.container.config["KEPU_SETTINGS"]
         self.repository = self.repository_cls(self.mongo.database, settings)
         self.repository.ensure_indexes()
+        amqp_uri = self.container.config.get(AMQP_URI_CONFIG_KEY)
+        self.bell = doorbell.Bell(amqp_uri, self.repository.db.name) if amqp_uri else None
 
     def get_dependency(self, worker_ctx: Any) -> Repository:
         assert self.repository is not None
         return self.repository
+
+    def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
+        """After the worker's writes, failed or not: what it staged is in the database."""
+        if self.bell is not None:
+            self.bell.after_work()

@@ -18,9 +18,12 @@ and on an idle stack alike (issue 18), so the relay keeps them few:
   token of this poll, read back by the token and, after publishing, marked with one
   `update_many` per group of documents that published as many entries: four commands per
   batch, however many documents it holds.
-- **Idle sources back off** from 50 ms to 1 s (`KEPU_RELAY_IDLE_POLL_S` may shorten it;
+- **Idle sources back off** from 50 ms to 1 s (`KEPU_RELAY_IDLE_POLL_S` sets another cap;
   `POLL_COLD_S` may set a longer wait for sources quiet for 10 minutes; it is 1 s too);
-  any work resets it. Sources are
+  any work resets it, and so does a ring (`kit.doorbell`): a service that staged events
+  rings after writing them, and the relay polls that database's quiet sources at once. A
+  ring while one of them is busy changes nothing: its next poll is at most 50 ms away,
+  and an earlier one would split its batch into more commands. Sources are
   rediscovered every minute (every second, doubling, while they keep changing, as at a
   stack's start), not every pass.
 
@@ -51,7 +54,7 @@ import pika.exceptions
 from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
-from services.kit import clock, logs
+from services.kit import clock, doorbell, logs
 from services.kit.config import Settings
 from services.kit.event_publisher import Publisher
 from services.kit.mongo import OUTBOX_INDEX, connect
@@ -87,6 +90,7 @@ class Source:
     wait: float = POLL_MIN_S / 2  # doubles after each empty poll, up to the cap
     warm_until: float = 0.0  # had work recently: polled at least every POLL_WARM_S
     busy: bool = False  # the last poll found work: the next one leases a batch
+    polled_at: float = float("-inf")  # monotonic time of the last poll
 
 
 def _free(now: str) -> dict[str, Any]:
@@ -111,6 +115,9 @@ class Relay:
         self._recheck_at = 0.0
         self._discover_every = DISCOVER_FIRST_S
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # a ring, or the stop: the wait between rounds ends
+        self._rung: set[str] = set()
+        self._rung_lock = threading.Lock()
         self.fault = os.environ.get("KEPU_RELAY_FAULT", "")
         self._pool = ThreadPoolExecutor(settings.relay_workers, thread_name_prefix="relay")
         self.monotonic = time.monotonic  # a test may stand in a clock of its own
@@ -153,6 +160,48 @@ class Relay:
         self._discover_every = DISCOVER_FIRST_S if changed else \
             min(self._discover_every * 2, DISCOVER_S)
         self._discover_at = now + self._discover_every
+
+    # -- rings ----------------------------------------------------------------------------
+    def ring(self, database: str) -> None:
+        """A service staged events in `database` (`kit.doorbell`; any thread)."""
+        with self._rung_lock:
+            self._rung.add(database)
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def _answer_rings(self) -> None:
+        """Make the rung databases' quiet sources due now, or 50 ms after their last poll
+        (none while one of them is busy: a poll that soon would split its batch), and list
+        the collections now for a database with no source known yet."""
+        with self._rung_lock:
+            rung, self._rung = self._rung, set()
+        if not rung:
+            return
+        now = self.monotonic()
+        by_db: dict[str, list[Source]] = defaultdict(list)
+        for source in self._sources.values():
+            by_db[source.coll.database.name].append(source)
+        for database in rung:
+            sources = by_db.get(database)
+            if not sources:
+                if database.startswith(f"{self.settings.db_prefix}_"):
+                    self._discover_at = now
+                continue
+            if any(source.busy for source in sources):
+                continue
+            for source in sources:  # no sooner than a busy source's next poll would be
+                due = max(now, source.polled_at + POLL_MIN_S)
+                if due < source.due:
+                    source.due, source.wait = due, POLL_MIN_S / 2
+
+    def _sleep(self, seconds: float) -> None:
+        """Until the next round is due, a ring comes or the relay is stopped."""
+        self.wake.wait(seconds)
+        self.wake.clear()
+        self._answer_rings()
 
     # -- leasing ------------------------------------------------------------------------
     def _lease_one(self, coll: Collection, token: str,
@@ -261,13 +310,14 @@ class Relay:
 
     def _schedule(self, source: Source, worked: bool, full: bool) -> None:
         now = self.monotonic()
-        source.busy = worked
+        source.busy, source.polled_at = worked, now
         if worked:
             source.wait, source.warm_until = POLL_MIN_S, now + WARM_S
             source.due = now if full else now + POLL_MIN_S
             return
         cap = POLL_WARM_S if now < source.warm_until else POLL_COLD_S
-        cap = min(cap, self.settings.relay_idle_poll_s)  # KEPU_RELAY_IDLE_POLL_S
+        if self.settings.relay_idle_poll_s is not None:  # KEPU_RELAY_IDLE_POLL_S
+            cap = self.settings.relay_idle_poll_s
         source.wait = min(source.wait * 2, cap)
         source.due = now + source.wait
 
@@ -334,7 +384,7 @@ class Relay:
             except Exception:
                 log.exception("relay round failed; retrying")
                 self.stopping.wait(1.0)
-            self.stopping.wait(self.next_wait())
+            self._sleep(self.next_wait())
         self._pool.shutdown(wait=True)
         self._drain()
         self.publisher.close()
@@ -347,13 +397,16 @@ def main() -> None:
     logs.configure("relay", settings.log_level)
     logging.getLogger("pika").setLevel(logging.ERROR)  # returned (unrouted) events are logged here
     relay = Relay(settings)
+    listener = doorbell.Listener(settings.amqp_url, relay.ring, relay.stopping)
 
     def stop(signum: int, frame: Any) -> None:
-        relay.stopping.set()
+        relay.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    listener.start()
     relay.run()
+    listener.join(timeout=doorbell.RETRY_S * 2)
 
 
 if __name__ == "__main__":
