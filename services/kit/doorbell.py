@@ -95,6 +95,8 @@ class Listener(threading.Thread):
                 self._listen()
             except (pika.exceptions.AMQPError, OSError) as exc:
                 log.info("doorbell not heard, listening again: %s", exc)
+            except Exception:  # noqa: BLE001 - a listener that stopped would go deaf for good
+                log.exception("doorbell listener failed; listening again")
             finally:
                 self.listening.clear()
             self.stopping.wait(RETRY_S)

@@ -145,6 +145,37 @@ def test_a_relay_hears_a_ring_and_hears_again_after_the_broker_dropped_it(
     assert _until(lambda: heard == ["kepu_venues", "kepu_venues"])
 
 
+def test_a_listener_whose_handler_failed_listens_on(amqp_url: str):
+    heard: list[str] = []
+
+    def fussy(database: str) -> None:
+        heard.append(database)
+        if len(heard) == 1:
+            raise RuntimeError("a bug in the relay's answer")
+
+    stopping = threading.Event()
+    ear = Listener(amqp_url, fussy, stopping)
+    ear.start()
+    try:
+        assert ear.listening.wait(10)
+        now = [100.0]
+        bell = _bell(amqp_url, now)
+        _stage()
+        bell.after_work()
+        assert _until(lambda: heard == ["kepu_venues"])
+        assert _until(lambda: not ear.listening.is_set())  # it dropped that connection
+        assert ear.listening.wait(10), "the listener did not come back"
+        now[0] += 1
+        _stage()
+        bell.after_work()
+        assert _until(lambda: heard == ["kepu_venues", "kepu_venues"])
+    finally:
+        stopping.set()
+        ear.join(timeout=10)
+        reset_pools()
+    assert not ear.is_alive()
+
+
 # -- what a relay does with a ring ---------------------------------------------------------
 
 @pytest.fixture()
