@@ -18,6 +18,7 @@ from services.kit.outbox import event, with_events
 from services.kit.publish import reset_pools
 from services.kit.relay import POLL_MIN_S, Relay
 from services.kit.tests.test_relay import VENUE, Recorder
+from tests.support import wait_for
 
 
 def _stage() -> None:
@@ -117,32 +118,23 @@ def listener(amqp_url: str) -> Iterator[tuple[Listener, list[str]]]:
         assert not ear.is_alive(), "the listener did not stop"
 
 
-def _until(condition: Any, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_a_relay_hears_a_ring_and_hears_again_after_the_broker_dropped_it(
         amqp_url: str, listener: tuple[Listener, list[str]]):
     ear, heard = listener
     bell = _bell(amqp_url, [100.0])
     _stage()
     bell.after_work()
-    assert _until(lambda: heard == ["kepu_venues"])
+    wait_for(lambda: heard == ["kepu_venues"], timeout=10)
     vhost = amqp_url.rsplit("/", 1)[1]
     subprocess.run(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost, "drill"],
                    check=True, capture_output=True, timeout=60)
-    assert _until(lambda: not ear.listening.is_set())
+    wait_for(lambda: not ear.listening.is_set(), timeout=10)
     assert ear.listening.wait(10), "the listener did not come back"
     reset_pools()  # the bell's kept connection was closed too
     bell.monotonic = lambda: 200.0
     _stage()
     bell.after_work()
-    assert _until(lambda: heard == ["kepu_venues", "kepu_venues"])
+    wait_for(lambda: heard == ["kepu_venues", "kepu_venues"], timeout=10)
 
 
 def test_a_listener_whose_handler_failed_listens_on(amqp_url: str):
@@ -162,13 +154,13 @@ def test_a_listener_whose_handler_failed_listens_on(amqp_url: str):
         bell = _bell(amqp_url, now)
         _stage()
         bell.after_work()
-        assert _until(lambda: heard == ["kepu_venues"])
-        assert _until(lambda: not ear.listening.is_set())  # it dropped that connection
+        wait_for(lambda: heard == ["kepu_venues"], timeout=10)
+        wait_for(lambda: not ear.listening.is_set(), timeout=10)  # it dropped that connection
         assert ear.listening.wait(10), "the listener did not come back"
         now[0] += 1
         _stage()
         bell.after_work()
-        assert _until(lambda: heard == ["kepu_venues", "kepu_venues"])
+        wait_for(lambda: heard == ["kepu_venues", "kepu_venues"], timeout=10)
     finally:
         stopping.set()
         ear.join(timeout=10)
